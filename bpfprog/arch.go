@@ -1,0 +1,95 @@
+package bpfprog
+
+import (
+	"fmt"
+	"runtime"
+	"sort"
+)
+
+//go:generate go run ../tools/gensyscalls -out .
+
+// Syscall is one entry of an architecture's syscall table.
+type Syscall struct {
+	Name string
+	Nr   int
+}
+
+// Arch describes one syscall ABI the filter can be generated for.
+type Arch struct {
+	// Name is the kernel's name for the architecture (x86_64, aarch64).
+	Name string
+	// GOARCH is Go's name for it.
+	GOARCH string
+	// AuditArch is the AUDIT_ARCH_* value the kernel reports in seccomp_data.arch.
+	AuditArch uint32
+	// X32Bit, when non-zero, marks syscall numbers of a second ABI that shares
+	// AuditArch (x32 on x86_64); numbers with the bit set kill the process.
+	X32Bit uint32
+
+	table  []Syscall
+	byName map[string]int
+	byNr   map[int]string
+}
+
+func newArch(name, goarch string, audit, x32 uint32, table []Syscall) *Arch {
+	a := &Arch{Name: name, GOARCH: goarch, AuditArch: audit, X32Bit: x32, table: table,
+		byName: make(map[string]int, len(table)), byNr: make(map[int]string, len(table))}
+	for _, s := range table {
+		a.byName[s.Name] = s.Nr
+		a.byNr[s.Nr] = s.Name
+	}
+	return a
+}
+
+// The architectures sandlock knows. Both tables are compiled into every
+// build so that tests can check the aarch64 program on an x86_64 host.
+var (
+	X86_64  = newArch("x86_64", "amd64", 0xc000003e, 0x40000000, x86_64Syscalls)
+	AArch64 = newArch("aarch64", "arm64", 0xc00000b7, 0, aarch64Syscalls)
+)
+
+// Arches lists every supported architecture.
+var Arches = []*Arch{X86_64, AArch64}
+
+// Native returns the architecture this binary runs on, or an error naming it.
+func Native() (*Arch, error) {
+	for _, a := range Arches {
+		if a.GOARCH == runtime.GOARCH {
+			return a, nil
+		}
+	}
+	return nil, fmt.Errorf("architecture %s is not supported (supported: x86_64, aarch64)", runtime.GOARCH)
+}
+
+// Nr returns the number of the named syscall on a, and whether a has it.
+func (a *Arch) Nr(name string) (int, bool) {
+	nr, ok := a.byName[name]
+	return nr, ok
+}
+
+// SyscallName returns the name of syscall nr on a, or "syscall_<nr>".
+func (a *Arch) SyscallName(nr int) string {
+	if n, ok := a.byNr[nr]; ok {
+		return n
+	}
+	return fmt.Sprintf("syscall_%d", nr)
+}
+
+// Syscalls returns a's table ordered by number. The slice must not be modified.
+func (a *Arch) Syscalls() []Syscall { return a.table }
+
+// MaxNr returns the highest syscall number in a's table.
+func (a *Arch) MaxNr() int { return a.table[len(a.table)-1].Nr }
+
+// Names returns every syscall name of a, sorted.
+func (a *Arch) Names() []string {
+	names := make([]string, 0, len(a.table))
+	for _, s := range a.table {
+		names = append(names, s.Name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// String returns a.Name.
+func (a *Arch) String() string { return a.Name }

@@ -1,0 +1,245 @@
+package bpfprog
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/cilium/ebpf/asm"
+)
+
+// Offsets into struct seccomp_data (little-endian hosts: the low word of an
+// argument comes first).
+const (
+	offNr   = 0
+	offArch = 4
+	offArgs = 16
+)
+
+// Policy is a complete filter for one architecture: a rule per syscall
+// number; every syscall without a rule is allowed.
+type Policy struct {
+	Arch  *Arch
+	Rules map[int]Rule
+}
+
+// Eval returns the policy's verdict for a syscall as the kernel would see it.
+// It is the reference the generated program is tested against.
+func (p *Policy) Eval(auditArch uint32, nr uint32, args [6]uint64) Action {
+	if auditArch != p.Arch.AuditArch {
+		return ActKillProcess
+	}
+	if p.Arch.X32Bit != 0 && nr >= p.Arch.X32Bit {
+		return ActKillProcess
+	}
+	if r, ok := p.Rules[int(nr)]; ok {
+		return r.Eval(args)
+	}
+	return ActAllow
+}
+
+// Generate writes p as an eBPF-dialect program with symbolic labels, in the
+// restricted form that Lower translates to classic BPF: the only register is
+// R0 (classic BPF's accumulator A).
+func Generate(p *Policy) (asm.Instructions, error) {
+	if p.Arch == nil {
+		return nil, fmt.Errorf("policy has no architecture")
+	}
+	nrs := make([]int, 0, len(p.Rules))
+	for nr, r := range p.Rules {
+		if nr < 0 {
+			return nil, fmt.Errorf("negative syscall number %d", nr)
+		}
+		if err := r.validate(); err != nil {
+			return nil, fmt.Errorf("rule for %s: %w", p.Arch.SyscallName(nr), err)
+		}
+		nrs = append(nrs, nr)
+	}
+	sort.Ints(nrs)
+
+	g := &gen{p: p, alias: map[string]string{}, stubs: map[Action]bool{}}
+	g.emit(note(asm.LoadAbs(offArch, asm.Word), "A = seccomp_data.arch"))
+	g.emit(note(asm.JNE.Imm32(asm.R0, int32(p.Arch.AuditArch), g.stub(ActKillProcess)), "foreign ABI (%s is %#x)", p.Arch.Name, p.Arch.AuditArch))
+	g.emit(note(asm.LoadAbs(offNr, asm.Word), "A = seccomp_data.nr"))
+	if p.Arch.X32Bit != 0 {
+		g.emit(note(asm.JGE.Imm32(asm.R0, int32(p.Arch.X32Bit), g.stub(ActKillProcess)), "x32 ABI"))
+	}
+	g.tree(nrs)
+	for _, nr := range nrs {
+		if r := p.Rules[nr]; !r.IsConst() {
+			g.rule(p.Arch.SyscallName(nr), r)
+		}
+	}
+	// Shared return stubs, in a fixed order for a stable disassembly.
+	stubs := make([]Action, 0, len(g.stubs))
+	for a := range g.stubs {
+		stubs = append(stubs, a)
+	}
+	sort.Slice(stubs, func(i, j int) bool { return stubs[i] < stubs[j] })
+	for _, a := range stubs {
+		g.label(a.label())
+		g.ret(a)
+	}
+	if g.pending != "" {
+		return nil, fmt.Errorf("internal error: dangling label %s", g.pending)
+	}
+	for i, ins := range g.insns {
+		if to, ok := g.alias[ins.Reference()]; ok {
+			g.insns[i] = ins.WithReference(to)
+		}
+	}
+	return g.insns, nil
+}
+
+type gen struct {
+	p       *Policy
+	insns   asm.Instructions
+	pending string            // label for the next emitted instruction
+	alias   map[string]string // label -> label of the same instruction
+	stubs   map[Action]bool
+	uniq    int
+	comment string // for the next argument load
+}
+
+// note attaches a comment to an instruction; it shows in the disassembly.
+func note(ins asm.Instruction, format string, args ...any) asm.Instruction {
+	return ins.WithSource(asm.Comment(fmt.Sprintf(format, args...)))
+}
+
+func (g *gen) emit(ins asm.Instruction) {
+	if g.pending != "" {
+		ins = ins.WithSymbol(g.pending)
+		g.pending = ""
+	}
+	g.insns = append(g.insns, ins)
+}
+
+// label names the next emitted instruction. A second label for the same
+// instruction becomes an alias of the first.
+func (g *gen) label(l string) {
+	if g.pending != "" {
+		g.alias[l] = g.pending
+		return
+	}
+	g.pending = l
+}
+
+func (g *gen) ret(a Action) {
+	g.emit(note(asm.Mov.Imm32(asm.R0, int32(a)), "return %s", a))
+	g.emit(asm.Return())
+}
+
+// stub returns the label of the shared instruction that returns a.
+func (g *gen) stub(a Action) string {
+	g.stubs[a] = true
+	return a.label()
+}
+
+func (g *gen) target(nr int) string {
+	r := g.p.Rules[nr]
+	if r.IsConst() {
+		return g.stub(r.Else)
+	}
+	return "sys_" + g.p.Arch.SyscallName(nr)
+}
+
+// tree emits a balanced binary search for the syscall number (in R0) over
+// nrs, jumping to each number's rule; numbers without a rule are allowed.
+func (g *gen) tree(nrs []int) {
+	if len(nrs) <= 3 {
+		for _, nr := range nrs {
+			g.emit(note(asm.JEq.Imm32(asm.R0, int32(nr), g.target(nr)), "%s", g.p.Arch.SyscallName(nr)))
+		}
+		g.emit(asm.Ja.Label(g.stub(ActAllow)))
+		return
+	}
+	mid := len(nrs) / 2
+	right := fmt.Sprintf("gt_%s", g.p.Arch.SyscallName(nrs[mid]))
+	g.emit(note(asm.JEq.Imm32(asm.R0, int32(nrs[mid]), g.target(nrs[mid])), "%s", g.p.Arch.SyscallName(nrs[mid])))
+	g.emit(asm.JGT.Imm32(asm.R0, int32(nrs[mid]), right))
+	g.tree(nrs[:mid])
+	g.label(right)
+	g.tree(nrs[mid+1:])
+}
+
+// rule emits the clauses of a rule that depends on arguments.
+func (g *gen) rule(name string, r Rule) {
+	g.label("sys_" + name)
+	for i, cl := range r.Clauses {
+		next := fmt.Sprintf("%s_%d", name, i+1)
+		g.comment = fmt.Sprintf("%s: if %s", name, clauseString(cl))
+		for _, c := range cl.When {
+			g.cond(c, next)
+		}
+		g.ret(cl.Then)
+		g.label(next)
+	}
+	g.ret(r.Else)
+}
+
+func (g *gen) load(arg int, hi bool, mask uint32) {
+	off := offArgs + 8*arg
+	if hi {
+		off += 4
+	}
+	ins := asm.LoadAbs(int32(off), asm.Word)
+	if g.comment != "" {
+		ins = note(ins, "%s", g.comment)
+		g.comment = ""
+	}
+	g.emit(ins)
+	if mask != 0xffffffff {
+		g.emit(asm.And.Imm32(asm.R0, int32(mask)))
+	}
+}
+
+// cond emits a test of c that falls through when c holds and jumps to fail
+// when it does not.
+func (g *gen) cond(c Cond, fail string) {
+	m := c.mask()
+	mlo, mhi := uint32(m), uint32(m>>32)
+	vlo, vhi := uint32(c.Value), uint32(c.Value>>32)
+	hasHi := mhi != 0
+	g.uniq++
+	pass := fmt.Sprintf("ok_%d", g.uniq)
+	switch c.Op {
+	case OpEq:
+		g.load(c.Arg, false, mlo)
+		g.emit(asm.JNE.Imm32(asm.R0, int32(vlo), fail))
+		if hasHi {
+			g.load(c.Arg, true, mhi)
+			g.emit(asm.JNE.Imm32(asm.R0, int32(vhi), fail))
+		}
+	case OpNe:
+		if !hasHi {
+			g.load(c.Arg, false, mlo)
+			g.emit(asm.JEq.Imm32(asm.R0, int32(vlo), fail))
+			return
+		}
+		g.load(c.Arg, false, mlo)
+		g.emit(asm.JNE.Imm32(asm.R0, int32(vlo), pass))
+		g.load(c.Arg, true, mhi)
+		g.emit(asm.JEq.Imm32(asm.R0, int32(vhi), fail))
+		g.label(pass)
+	case OpAnySet:
+		if !hasHi {
+			g.load(c.Arg, false, 0xffffffff)
+			g.emit(asm.JSet.Imm32(asm.R0, int32(mlo), pass))
+			g.emit(asm.Ja.Label(fail))
+			g.label(pass)
+			return
+		}
+		g.load(c.Arg, false, 0xffffffff)
+		g.emit(asm.JSet.Imm32(asm.R0, int32(mlo), pass))
+		g.load(c.Arg, true, 0xffffffff)
+		g.emit(asm.JSet.Imm32(asm.R0, int32(mhi), pass))
+		g.emit(asm.Ja.Label(fail))
+		g.label(pass)
+	case OpNoneSet:
+		g.load(c.Arg, false, 0xffffffff)
+		g.emit(asm.JSet.Imm32(asm.R0, int32(mlo), fail))
+		if hasHi {
+			g.load(c.Arg, true, 0xffffffff)
+			g.emit(asm.JSet.Imm32(asm.R0, int32(mhi), fail))
+		}
+	}
+}
