@@ -1,0 +1,82 @@
+package confine
+
+import (
+	"errors"
+	"fmt"
+
+	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
+	"github.com/sandlock/sandlock/internal/sys"
+	"golang.org/x/sys/unix"
+)
+
+func closeFD(fd int) { unix.Close(fd) }
+
+// ThreadSpec is what ConfineThread applies.
+type ThreadSpec struct {
+	// DropCaps empties every capability set (for a root sandlock).
+	DropCaps bool
+	// LastCap is the highest capability number (sys.LastCap()).
+	LastCap int
+	// Ruleset is the Landlock ruleset to enforce; nil enforces none.
+	Ruleset *Ruleset
+	// Filter is the seccomp program.
+	Filter []unix.SockFilter
+	// Listener asks for a user-notification listener fd.
+	Listener bool
+}
+
+// Features reports which optional kernel features ConfineThread could use.
+type Features struct {
+	WaitKillableRecv bool // SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (5.19+)
+	SyncWakeUp       bool // SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (6.6+)
+}
+
+// ConfineThread applies spec to the calling OS thread, in this order:
+// capabilities, no_new_privs, Landlock, seccomp. It returns the listener fd
+// (or -1) and the features in use.
+//
+// The caller must have locked the goroutine to its thread
+// (runtime.LockOSThread) and must never unlock it: the thread is confined
+// for good and must die with its goroutine rather than go back to the
+// scheduler's pool. Everything is per-thread, so the rest of the process
+// (the supervisor) stays unconfined.
+func ConfineThread(spec ThreadSpec) (listener int, feat Features, err error) {
+	listener = -1
+	if spec.DropCaps {
+		if err := sys.DropAllCapsThread(spec.LastCap); err != nil {
+			return -1, feat, fmt.Errorf("drop capabilities: %w", err)
+		}
+	}
+	if _, _, e := unix.RawSyscall6(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0); e != 0 {
+		return -1, feat, fmt.Errorf("prctl(PR_SET_NO_NEW_PRIVS): %w", e)
+	}
+	if spec.Ruleset != nil && spec.Ruleset.FD >= 0 {
+		if err := ll.LandlockRestrictSelf(spec.Ruleset.FD, spec.Ruleset.Flags); err != nil {
+			return -1, feat, fmt.Errorf("landlock_restrict_self: %w", err)
+		}
+	}
+	if len(spec.Filter) == 0 {
+		return -1, feat, errors.New("empty seccomp filter")
+	}
+	var flags uintptr
+	if spec.Listener {
+		flags = sys.FilterFlagNewListener | sys.FilterFlagWaitKillable
+	}
+	fd, err := sys.SeccompSetFilter(flags, spec.Filter)
+	if err == unix.EINVAL && flags&sys.FilterFlagWaitKillable != 0 {
+		// Kernels before 5.19 do not know WAIT_KILLABLE_RECV.
+		flags &^= sys.FilterFlagWaitKillable
+		fd, err = sys.SeccompSetFilter(flags, spec.Filter)
+	}
+	if err != nil {
+		return -1, feat, fmt.Errorf("seccomp(SET_MODE_FILTER): %w", err)
+	}
+	if !spec.Listener {
+		return -1, feat, nil
+	}
+	feat.WaitKillableRecv = flags&sys.FilterFlagWaitKillable != 0
+	// Kernels before 6.6 refuse SYNC_WAKE_UP; the supervisor still works,
+	// each notification costing a cross-CPU wake-up.
+	feat.SyncWakeUp = sys.NotifSetFlags(fd, sys.UserNotifFdSyncWakeUp) == nil
+	return fd, feat, nil
+}
