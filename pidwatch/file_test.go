@@ -1,0 +1,5 @@
+package pidwatch
+
+import "os"
+
+func newFile(fd int) *os.File { return os.NewFile(uintptr(fd), "pipe") }

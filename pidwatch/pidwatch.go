@@ -1,0 +1,136 @@
+// Package pidwatch watches the pidfds of sandboxed processes through an
+// io_uring and delivers their exits in batches.
+//
+// One goroutine (Start) reaps the ring: every completion of a pidfd poll is an
+// exit, and all exits reaped in one pass are handed to the callback at once,
+// so the supervisor releases their accounting in one sweep. Completions of
+// other kinds (a seccomp listener polled on the same ring) go to a second
+// callback. Watch may be called from any goroutine.
+package pidwatch
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/sandlock/sandlock/ring"
+	"golang.org/x/sys/unix"
+)
+
+// Token kinds live in the top byte of a completion's user data.
+const (
+	kindShift = 56
+	kindExit  = 0
+	kindStop  = 0xff
+	// KindOther is the first kind a caller may use for its own requests on
+	// the shared ring (see Loop.Ring).
+	KindOther = 1
+	tokenMask = 1<<kindShift - 1
+)
+
+// Kind returns the kind of a completion's user data.
+func Kind(userData uint64) uint8 { return uint8(userData >> kindShift) }
+
+// Tag builds user data of kind k carrying v (which must fit in 56 bits).
+func Tag(k uint8, v uint64) uint64 { return uint64(k)<<kindShift | v&tokenMask }
+
+// Loop owns the reaping side of a ring.
+type Loop struct {
+	r       *ring.Ring
+	onExits func(tokens []uint64)
+	onOther func(ring.CQE)
+	done    chan struct{}
+	start   sync.Once
+	stop    sync.Once
+	err     error
+	batch   int
+}
+
+// New returns a loop over r. onExits receives the tokens of every pidfd that
+// became readable (the process exited) in one reaping pass; onOther receives
+// completions of other kinds. Both run on the loop's goroutine and must not
+// block for long.
+func New(r *ring.Ring, batch int, onExits func(tokens []uint64), onOther func(ring.CQE)) *Loop {
+	if batch <= 0 {
+		batch = 64
+	}
+	return &Loop{r: r, onExits: onExits, onOther: onOther, done: make(chan struct{}), batch: batch}
+}
+
+// Ring returns the ring the loop reaps, for callers that arm their own
+// requests on it (with Tag(KindOther+…)).
+func (l *Loop) Ring() *ring.Ring { return l.r }
+
+// Watch arms a one-shot poll on pidfd; its exit will be reported with token
+// (which must fit in 56 bits).
+func (l *Loop) Watch(pidfd int, token uint64) error {
+	if token > tokenMask {
+		return fmt.Errorf("pidwatch: token %#x too large", token)
+	}
+	if err := l.r.PollAdd(pidfd, unix.POLLIN, false, Tag(kindExit, token)); err != nil {
+		return fmt.Errorf("pidwatch: watch pidfd %d: %w", pidfd, err)
+	}
+	if err := l.r.Submit(); err != nil {
+		return fmt.Errorf("pidwatch: submit: %w", err)
+	}
+	return nil
+}
+
+// Start runs the reaping goroutine.
+func (l *Loop) Start() {
+	l.start.Do(func() {
+		go func() {
+			l.err = l.run()
+			close(l.done)
+		}()
+	})
+}
+
+// run reaps until Stop. It returns the error that ended it, nil after Stop.
+func (l *Loop) run() error {
+	cqes := make([]ring.CQE, l.batch)
+	exits := make([]uint64, 0, l.batch)
+	for {
+		n, err := l.r.Wait(cqes)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return fmt.Errorf("pidwatch: wait: %w", err)
+		}
+		stopping := false
+		exits = exits[:0]
+		for _, c := range cqes[:n] {
+			switch Kind(c.UserData) {
+			case kindExit:
+				exits = append(exits, c.UserData&tokenMask)
+			case kindStop:
+				stopping = true
+			default:
+				if l.onOther != nil {
+					l.onOther(c)
+				}
+			}
+		}
+		if len(exits) > 0 {
+			l.onExits(exits)
+		}
+		if stopping {
+			return nil
+		}
+	}
+}
+
+// Stop ends the reaping goroutine (after it delivers what it already
+// reaped), waits for it and returns the error that ended it early, if any.
+// It is safe to call more than once, and before Start; the ring stays open.
+func (l *Loop) Stop() error {
+	l.start.Do(func() { close(l.done) })
+	l.stop.Do(func() {
+		if err := l.r.Nop(Tag(kindStop, 0)); err == nil {
+			l.r.Submit()
+		}
+	})
+	<-l.done
+	return l.err
+}

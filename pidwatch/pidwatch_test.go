@@ -1,0 +1,113 @@
+package pidwatch
+
+import (
+	"os/exec"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sandlock/sandlock/internal/testenv"
+	"github.com/sandlock/sandlock/ring"
+	"golang.org/x/sys/unix"
+)
+
+func TestExitsInBatches(t *testing.T) {
+	r, err := ring.New(ring.Options{Entries: 64})
+	testenv.Require(t, err == nil, "io_uring unavailable")
+	defer r.Close()
+	var mu sync.Mutex
+	seen := map[uint64]int{}
+	batches := 0
+	all := make(chan struct{})
+	const n = 50
+	l := New(r, 128, func(tokens []uint64) {
+		mu.Lock()
+		defer mu.Unlock()
+		batches++
+		for _, tok := range tokens {
+			seen[tok]++
+		}
+		if len(seen) == n {
+			close(all)
+		}
+	}, nil)
+	l.Start()
+	defer l.Stop()
+
+	// Start n processes blocked on one pipe, so they all exit at once.
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	var cmds []*exec.Cmd
+	for i := 0; i < n; i++ {
+		cmd := exec.Command("/bin/sh", "-c", "read x")
+		cmd.Stdin = newFile(p[0])
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, cmd)
+		fd, err := unix.PidfdOpen(cmd.Process.Pid, 0)
+		if err != nil {
+			testenv.Require(t, false, "pidfd_open: "+err.Error())
+		}
+		defer unix.Close(fd)
+		if err := l.Watch(fd, uint64(1000+i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unix.Close(p[0])
+	unix.Close(p[1]) // every reader sees EOF and exits
+	for _, c := range cmds {
+		c.Wait()
+	}
+	select {
+	case <-all:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("only %d of %d exits reported", len(seen), n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i := 0; i < n; i++ {
+		if seen[uint64(1000+i)] != 1 {
+			t.Errorf("token %d reported %d times", 1000+i, seen[uint64(1000+i)])
+		}
+	}
+	t.Logf("%d exits in %d batches", n, batches)
+}
+
+func TestStopBeforeStart(t *testing.T) {
+	r, err := ring.New(ring.Options{Entries: 8})
+	testenv.Require(t, err == nil, "io_uring unavailable")
+	defer r.Close()
+	l := New(r, 0, func([]uint64) {}, nil)
+	done := make(chan struct{})
+	go func() { l.Stop(); l.Stop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Stop before Start hangs")
+	}
+}
+
+func TestOtherKinds(t *testing.T) {
+	r, err := ring.New(ring.Options{Entries: 8})
+	testenv.Require(t, err == nil, "io_uring unavailable")
+	defer r.Close()
+	got := make(chan uint64, 1)
+	l := New(r, 0, func([]uint64) { t.Error("an eventfd is not an exit") }, func(c ring.CQE) { got <- c.UserData })
+	l.Start()
+	defer l.Stop()
+	efd, _ := unix.Eventfd(1, unix.EFD_CLOEXEC)
+	defer unix.Close(efd)
+	r.PollAdd(efd, unix.POLLIN, false, Tag(KindOther, 5))
+	r.Submit()
+	select {
+	case ud := <-got:
+		if Kind(ud) != KindOther || ud&tokenMask != 5 {
+			t.Fatalf("user data %#x", ud)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no completion")
+	}
+}
