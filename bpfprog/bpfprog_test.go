@@ -21,7 +21,7 @@ var policies = []struct {
 	name string
 	opts Options
 }{
-	{"supervised", Options{Notify: NotifyProcesses | NotifyMemory | NotifyHostname | NotifySessions}},
+	{"supervised", Options{Notify: NotifyProcesses | NotifyMemory | NotifyHostname | NotifySessions, Doorbell: 0x5344_4c4b}},
 	{"processes", Options{Notify: NotifyProcesses | NotifySessions}},
 	{"kernel_only", Options{}},
 	{"extras", Options{ExtraDeny: []string{"chmod", "fchmodat"}, ExtraAllow: []string{"sysv_ipc"}, AllowInet: true,

@@ -1,0 +1,68 @@
+// Command sandlock confines an untrusted command with Landlock, a seccomp
+// filter and a user-notification supervisor. It is a drop-in for the Rust
+// sandlock's command line; see README.md and `sandlock run --help`.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// Exit codes (CLI.md).
+const (
+	exitUsage    = 2
+	exitTimeout  = 124
+	exitSandlock = 125
+)
+
+func main() {
+	os.Exit(Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// Main runs the CLI and returns the exit code; tests call it directly.
+func Main(args []string, stdin *os.File, stdout, stderr *os.File) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(args[1:], stdin, stdout, stderr)
+	case "check":
+		return cmdCheck(args[1:], stdout, stderr)
+	case "list", "ps", "kill", "profile":
+		fmt.Fprintf(stderr, "sandlock: %s: not supported yet\n", args[0])
+		return exitSandlock
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	case "-V", "--version", "version":
+		fmt.Fprintln(stdout, "sandlock "+version)
+		return 0
+	}
+	fmt.Fprintf(stderr, "sandlock: %s: unknown subcommand (see sandlock --help)\n", args[0])
+	return exitUsage
+}
+
+const version = "0.1.0-go"
+
+const usage = `sandlock: confine a command with Landlock, seccomp and a supervisor
+
+Usage: sandlock <subcommand> [flags] [-- CMD ARGS...]
+
+Subcommands:
+  run [flags] -- CMD...   run CMD confined; exit with its status
+  check                   print what this kernel supports
+  list, ps, kill, profile (not supported yet)
+
+Run 'sandlock run --help' for the flags of run.
+`
+
+// errorf prints sandlock's one-line error and returns code.
+func errorf(w io.Writer, code int, format string, args ...any) int {
+	msg := fmt.Sprintf(format, args...)
+	fmt.Fprintln(w, "sandlock: "+strings.TrimSuffix(msg, "\n"))
+	return code
+}

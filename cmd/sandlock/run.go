@@ -1,0 +1,339 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/sandlock/sandlock/policy"
+	"github.com/sandlock/sandlock/sandbox"
+	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
+)
+
+// unsupported are the flags of CLI.md whose issues have not landed: they are
+// recognised and refused, never silently ignored. true: the flag takes a
+// value.
+var unsupported = map[string]bool{
+	"fs-deny": true, "chroot": true, "fs-mount": true, "workdir": true, "fs-storage": true,
+	"max-disk": true, "dry-run": false, "fs-isolation": true,
+	"net-allow": true, "net-deny": true, "net-allow-bind": true, "net-deny-bind": true,
+	"net-allow-host": true, "net-connect": true, "net-bind": true, "port-remap": false,
+	"http-allow": true, "http-deny": true, "http-port": true, "https-ca": true, "https-key": true,
+	"profile": true, "profile-file": true,
+	"random-seed": true, "time-start": true, "no-randomize-memory": false, "no-huge-pages": false,
+	"deterministic-dirs": false, "no-coredump": false, "uid": true, "user": true, "gpu": true, "image": true,
+}
+
+var unsupportedShort = map[string]string{"profile": "p"}
+
+const runUsage = `Usage: sandlock run [flags] -- CMD [ARGS...]
+
+Filesystem
+  -r, --fs-read PATH          read and execute beneath PATH (repeatable)
+  -w, --fs-write PATH         read, write, create, delete, truncate beneath PATH (repeatable)
+      --cwd PATH              working directory of the command
+Limits
+  -m, --max-memory SIZE       writable memory of the whole sandbox (512M, 2G, 100K; 1024-based)
+  -P, --max-processes N       concurrent processes, threads excluded (default 64)
+      --max-open-files N      RLIMIT_NOFILE of the command
+  -c, --cpu PCT               throttle the sandbox to PCT% of the time (1-100)
+      --cpu-cores LIST        run on these CPUs (0,2,4-6)
+      --num-cpus N            CPUs the sandbox sees and uses
+  -t, --timeout SECS          kill the whole sandbox after SECS; exit 124
+Environment and identity
+      --clean-env             start from an empty environment, keeping PATH HOME USER TERM LANG
+      --env KEY=VALUE         set a variable (repeatable)
+      --name NAME             sandbox name and hostname inside (max 64 bytes, no '/')
+  -e, --exec-shell CMD        run /bin/sh -c CMD
+  -i, --interactive           keep the terminal (foreground process group)
+      --status-fd FD          write {"exit_code":N} (or the signal) to FD at exit
+Kernel
+      --no-supervisor         Landlock and a kernel-only deny filter, no limits
+      --extra-deny-syscall N  fail syscall N with EPERM (repeatable)
+      --extra-allow-syscall G allow a denied group: sysv_ipc (repeatable)
+      --allow-degraded P      run without protection P if the kernel lacks it (repeatable)
+      --disable P             do not apply protection P (repeatable)
+                              P: fs-refer fs-truncate net-tcp fs-ioctl-dev signal-scope
+                                 abstract-unix-socket-scope
+Supervisor
+      --stats FILE            write supervisor statistics (JSON) at exit
+
+Exit status: the command's; 128+N if killed by signal N; 124 timeout;
+125 sandlock failed before the command started; 126/127 command not
+executable / not found; 2 usage error.
+`
+
+type runFlags struct {
+	read, write, env, denySys, allowSys, degraded, disable []string
+	cwd, memory, procs, openFiles, cpu, cpuCores, numCPUs, timeout string
+	name, execShell, statusFD, stats                             string
+	cleanEnv, interactive, noSupervisor, help                    bool
+}
+
+func cmdRun(args []string, stdin, stdout, stderr *os.File) int {
+	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.SetInterspersed(false)
+	var f runFlags
+	fs.StringArrayVarP(&f.read, "fs-read", "r", nil, "")
+	fs.StringArrayVarP(&f.write, "fs-write", "w", nil, "")
+	fs.StringVar(&f.cwd, "cwd", "", "")
+	fs.StringVarP(&f.memory, "max-memory", "m", "", "")
+	fs.StringVarP(&f.procs, "max-processes", "P", "", "")
+	fs.StringVar(&f.openFiles, "max-open-files", "", "")
+	fs.StringVarP(&f.cpu, "cpu", "c", "", "")
+	fs.StringVar(&f.cpuCores, "cpu-cores", "", "")
+	fs.StringVar(&f.numCPUs, "num-cpus", "", "")
+	fs.StringVarP(&f.timeout, "timeout", "t", "", "")
+	fs.BoolVar(&f.cleanEnv, "clean-env", false, "")
+	fs.StringArrayVar(&f.env, "env", nil, "")
+	fs.StringVar(&f.name, "name", "", "")
+	fs.StringVarP(&f.execShell, "exec-shell", "e", "", "")
+	fs.BoolVarP(&f.interactive, "interactive", "i", false, "")
+	fs.StringVar(&f.statusFD, "status-fd", "", "")
+	fs.BoolVar(&f.noSupervisor, "no-supervisor", false, "")
+	fs.StringArrayVar(&f.denySys, "extra-deny-syscall", nil, "")
+	fs.StringArrayVar(&f.allowSys, "extra-allow-syscall", nil, "")
+	fs.StringArrayVar(&f.degraded, "allow-degraded", nil, "")
+	fs.StringArrayVar(&f.disable, "disable", nil, "")
+	fs.StringVar(&f.stats, "stats", "", "")
+	fs.BoolVarP(&f.help, "help", "h", false, "")
+	unsup := map[string]*string{}
+	for name, takesValue := range unsupported {
+		if takesValue {
+			unsup[name] = fs.StringP(name, unsupportedShort[name], "", "")
+		} else {
+			fs.Bool(name, false, "")
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return errorf(stderr, exitUsage, "%s (see sandlock run --help)", pflagError(err))
+	}
+	if f.help {
+		fmt.Fprint(stdout, runUsage)
+		return 0
+	}
+	for name := range unsupported {
+		if fs.Changed(name) {
+			return errorf(stderr, exitSandlock, "--%s: not supported yet", name)
+		}
+	}
+	p, code := buildPolicy(fs, &f, stderr)
+	if code != 0 {
+		return code
+	}
+	cmdArgs := fs.Args()
+	switch {
+	case f.execShell != "" && len(cmdArgs) > 0:
+		return errorf(stderr, exitUsage, "--exec-shell: cannot be combined with a command")
+	case f.execShell != "":
+		cmdArgs = []string{"/bin/sh", "-c", f.execShell}
+	case len(cmdArgs) == 0:
+		return errorf(stderr, exitUsage, "run: no command given (usage: sandlock run [flags] -- CMD [ARGS...])")
+	}
+	var status *os.File
+	if f.statusFD != "" {
+		fd, err := strconv.Atoi(f.statusFD)
+		if err != nil || fd < 0 {
+			return errorf(stderr, exitSandlock, "--status-fd: %s: not a file descriptor number", f.statusFD)
+		}
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+			return errorf(stderr, exitSandlock, "--status-fd: %s: %v", f.statusFD, err)
+		}
+		status = os.NewFile(uintptr(fd), "status-fd")
+	}
+	return runSandbox(p, cmdArgs, &f, status, stdin, stdout, stderr)
+}
+
+// pflagError turns pflag's messages into "<flag>: <why>".
+func pflagError(err error) string {
+	s := err.Error()
+	switch {
+	case strings.HasPrefix(s, "unknown flag: "):
+		return strings.TrimPrefix(s, "unknown flag: ") + ": unknown flag"
+	case strings.HasPrefix(s, "unknown shorthand flag: "):
+		// unknown shorthand flag: 'x' in -x
+		if i := strings.LastIndex(s, " in "); i >= 0 {
+			return s[i+4:] + ": unknown flag"
+		}
+	case strings.HasPrefix(s, "flag needs an argument: "):
+		rest := strings.TrimPrefix(s, "flag needs an argument: ")
+		if i := strings.LastIndex(rest, " in "); i >= 0 {
+			rest = rest[i+4:]
+		}
+		return strings.Trim(rest, "'") + ": needs a value"
+	case strings.Contains(s, "bad flag syntax"):
+		return strings.TrimPrefix(s, "bad flag syntax: ") + ": bad flag syntax"
+	}
+	return s
+}
+
+// buildPolicy validates every flag value into a policy. On error it prints
+// the one-line message and returns the exit code.
+func buildPolicy(fs *pflag.FlagSet, f *runFlags, stderr io.Writer) (*policy.Policy, int) {
+	p := &policy.Policy{
+		FSRead: f.read, FSWrite: f.write, Cwd: f.cwd, Name: f.name,
+		ExtraDenySyscalls: f.denySys, ExtraAllowSyscalls: f.allowSys,
+		AllowDegraded: f.degraded, Disable: f.disable,
+		NoSupervisor: f.noSupervisor, Interactive: f.interactive,
+	}
+	fail := func(flag, value string, err error) (*policy.Policy, int) {
+		return nil, errorf(stderr, exitSandlock, "%s: %s: %v", flag, value, err)
+	}
+	var err error
+	if fs.Changed("max-memory") {
+		if p.MaxMemory, err = policy.ParseSize(f.memory); err != nil {
+			return fail("--max-memory", f.memory, err)
+		}
+	}
+	if fs.Changed("max-processes") {
+		if p.MaxProcesses, err = policy.ParsePositiveInt(f.procs); err != nil {
+			return fail("--max-processes", f.procs, err)
+		}
+	}
+	if fs.Changed("max-open-files") {
+		if p.MaxOpenFiles, err = policy.ParsePositiveInt(f.openFiles); err != nil {
+			return fail("--max-open-files", f.openFiles, err)
+		}
+	}
+	if fs.Changed("cpu") {
+		v, err := policy.ParsePositiveInt(f.cpu)
+		if err == nil && v > 100 {
+			err = errors.New("must be between 1 and 100")
+		}
+		if err != nil {
+			return fail("--cpu", f.cpu, err)
+		}
+		p.CPUPercent = v
+	}
+	if fs.Changed("cpu-cores") {
+		if p.CPUCores, err = policy.ParseCPUList(f.cpuCores); err != nil {
+			return fail("--cpu-cores", f.cpuCores, err)
+		}
+	}
+	if fs.Changed("num-cpus") {
+		if p.NumCPUs, err = policy.ParsePositiveInt(f.numCPUs); err != nil {
+			return fail("--num-cpus", f.numCPUs, err)
+		}
+	}
+	if fs.Changed("timeout") {
+		if p.Timeout, err = policy.ParseTimeout(f.timeout); err != nil {
+			return fail("--timeout", f.timeout, err)
+		}
+	}
+	if fs.Changed("name") && f.name == "" {
+		return fail("--name", `""`, errors.New("empty name"))
+	}
+	env := os.Environ()
+	if f.cleanEnv {
+		env = keepEnv(env, "PATH", "HOME", "USER", "TERM", "LANG")
+	}
+	for _, kv := range f.env {
+		k, _, err := policy.ParseEnv(kv)
+		if err != nil {
+			return fail("--env", kv, err)
+		}
+		env = setEnv(env, k, kv)
+	}
+	p.Env = env
+	if err := p.Validate(); err != nil {
+		var pe *policy.Error
+		if errors.As(err, &pe) && pe.Flag == "--no-supervisor" {
+			return nil, errorf(stderr, exitSandlock, "%v", pe.Err)
+		}
+		return nil, errorf(stderr, exitSandlock, "%v", err)
+	}
+	return p, 0
+}
+
+func keepEnv(env []string, keys ...string) []string {
+	var out []string
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		for _, want := range keys {
+			if k == want {
+				out = append(out, kv)
+			}
+		}
+	}
+	return out
+}
+
+func setEnv(env []string, key, kv string) []string {
+	for i, e := range env {
+		if k, _, _ := strings.Cut(e, "="); k == key {
+			env[i] = kv
+			return env
+		}
+	}
+	return append(env, kv)
+}
+
+func runSandbox(p *policy.Policy, argv []string, f *runFlags, status, stdin, stdout, stderr *os.File) int {
+	opts := &sandbox.Options{
+		Stats: f.stats != "",
+		Events: func(e sandbox.Event) {
+			if e.MemoryKill != nil {
+				fmt.Fprintf(stderr, "sandlock: %s\n", e.MemoryKill)
+			}
+		},
+	}
+	if v := os.Getenv("SANDLOCK_SUPERVISOR"); v == "ring" {
+		opts.UseRing = true
+	}
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	if p.Interactive {
+		signal.Ignore(syscall.SIGTTOU, syscall.SIGTTIN)
+	}
+	sb, err := sandbox.Start(p, sandbox.Command{Path: argv[0], Args: argv, Stdin: stdin, Stdout: stdout, Stderr: stderr}, opts)
+	if err != nil {
+		signal.Stop(sigs)
+		var ee *sandbox.ExecError
+		if errors.As(err, &ee) {
+			return errorf(stderr, ee.ExitCode(), "%v", ee)
+		}
+		return errorf(stderr, exitSandlock, "%v", err)
+	}
+	go func() {
+		for s := range sigs {
+			sb.Signal(s.(syscall.Signal))
+		}
+	}()
+	res, err := sb.Wait()
+	signal.Stop(sigs)
+	if p.Interactive && isTerminal(stdin) {
+		unix.IoctlSetPointerInt(int(stdin.Fd()), unix.TIOCSPGRP, unix.Getpgrp())
+	}
+	if err != nil && res == nil {
+		return errorf(stderr, exitSandlock, "%v", err)
+	}
+	if f.stats != "" && res.Stats != nil {
+		if err := writeStats(f.stats, res.Stats); err != nil {
+			errorf(stderr, 0, "--stats: %s: %v", f.stats, err)
+		}
+	}
+	if status != nil {
+		if res.Signal != 0 {
+			fmt.Fprintf(status, "{\"exit_code\":-1,\"signal\":%d}\n", int(res.Signal))
+		} else {
+			fmt.Fprintf(status, "{\"exit_code\":%d}\n", res.ExitCode)
+		}
+	}
+	if res.TimedOut {
+		errorf(stderr, 0, "timeout after %ss", strconv.FormatFloat(p.Timeout.Seconds(), 'f', -1, 64))
+		return exitTimeout
+	}
+	return res.ExitCode
+}
+
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}

@@ -1,0 +1,667 @@
+// Package sandbox runs a command under a policy.Policy: Landlock, the
+// seccomp filter and, unless the policy says otherwise, the supervisor that
+// enforces process and memory limits. It is the public Go API that
+// cmd/sandlock is a thin layer over.
+//
+// How the command starts: sandlock locks one goroutine to its OS thread,
+// drops that thread's capabilities, sets no_new_privs, enforces the Landlock
+// ruleset and installs the filter (with a user-notification listener) on it
+// alone, then forks the command from it. The child inherits all of that
+// before its first instruction; the rest of the process, the supervisor
+// included, stays unconfined. This costs one Go runtime start, where
+// re-executing sandlock as an init stage would cost two (see README,
+// Performance).
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/sandlock/sandlock/bpfprog"
+	"github.com/sandlock/sandlock/internal/confine"
+	"github.com/sandlock/sandlock/internal/sys"
+	"github.com/sandlock/sandlock/policy"
+	"github.com/sandlock/sandlock/supervisor"
+	"golang.org/x/sys/unix"
+)
+
+// Command is what runs inside the sandbox.
+type Command struct {
+	// Path is the program; without a '/' it is looked up in the PATH of
+	// the sandbox's environment.
+	Path string
+	// Args is argv, Args[0] included; empty means []string{Path}.
+	Args []string
+	// Stdin, Stdout and Stderr are the command's descriptors 0, 1 and 2;
+	// nil connects /dev/null.
+	Stdin, Stdout, Stderr *os.File
+}
+
+// Options are run-time choices that are not part of the policy.
+type Options struct {
+	// Stats collects supervisor statistics (Result.Stats).
+	Stats bool
+	// UseRing makes the supervisor poll the listener through io_uring
+	// rather than block in NOTIF_RECV (see README, Performance).
+	UseRing bool
+	// Workers is the number of receiving goroutines; 0 picks 1.
+	Workers int
+	// Events receives messages meant for the user (a memory kill); nil
+	// drops them. It may be called from any goroutine.
+	Events func(Event)
+}
+
+// Event is something the user should hear about while the sandbox runs.
+type Event struct {
+	// MemoryKill is set when a process was killed for exceeding the
+	// memory limit.
+	MemoryKill *MemoryKill
+}
+
+// MemoryKill describes a process killed by the memory limit.
+type MemoryKill struct {
+	Pid   int
+	Comm  string
+	Limit int64
+}
+
+func (m MemoryKill) String() string {
+	return fmt.Sprintf("memory limit %s exceeded by pid %d (%s)", policy.FormatSize(m.Limit), m.Pid, m.Comm)
+}
+
+// Result is how a sandbox ended.
+type Result struct {
+	// ExitCode is the command's status as a shell reports it: its exit
+	// code, or 128+N after death by signal N.
+	ExitCode int
+	// Signal is the signal that killed the command, 0 if it exited.
+	Signal syscall.Signal
+	// TimedOut is set when the policy's timeout killed the sandbox.
+	TimedOut bool
+	// Stats are the supervisor's statistics (Options.Stats).
+	Stats *supervisor.Report
+}
+
+// ExecError reports that the command could not be executed inside the
+// sandbox. Err is the errno of execve: ENOENT means not found (a shell's
+// 127), anything else not executable (126).
+type ExecError struct {
+	Path string
+	Err  error
+}
+
+func (e *ExecError) Error() string {
+	if errors.Is(e.Err, unix.ENOENT) {
+		return e.Path + ": command not found"
+	}
+	return fmt.Sprintf("%s: cannot execute: %v", e.Path, e.Err)
+}
+
+func (e *ExecError) Unwrap() error { return e.Err }
+
+// ExitCode returns the status a shell gives this failure: 127 or 126.
+func (e *ExecError) ExitCode() int {
+	if errors.Is(e.Err, unix.ENOENT) {
+		return 127
+	}
+	return 126
+}
+
+// Sandbox is a running sandbox.
+type Sandbox struct {
+	policy *policy.Policy
+	opts   Options
+	name   string
+	pid    int
+	pidfd  int
+	sup    *supervisor.Supervisor
+	dog    *watchdog
+
+	thread   chan struct{} // doorbells for the spawn thread to ring
+	threadMu sync.Mutex
+	done     chan struct{}
+	timedOut atomic.Bool
+	timer    *time.Timer
+	waitOnce sync.Once
+	result   *Result
+	waitErr  error
+}
+
+var seq atomic.Int64
+
+// spawnLock serialises the part of Start that changes process-wide state
+// (descriptors marked close-on-exec).
+var spawnLock sync.Mutex
+
+// Start validates p, confines a thread and starts cmd from it. On error
+// nothing is left running. A *policy.Error means bad input, an *ExecError
+// that the command could not be executed.
+func Start(p *policy.Policy, cmd Command, opts *Options) (*Sandbox, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	arch, err := bpfprog.Native()
+	if err != nil {
+		return nil, err
+	}
+	env := p.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	if cmd.Path == "" {
+		return nil, &policy.Error{Flag: "command", Err: errors.New("no command given")}
+	}
+	path, err := lookPath(cmd.Path, env, p.Cwd)
+	if err != nil {
+		return nil, &ExecError{Path: cmd.Path, Err: err}
+	}
+	argv := cmd.Args
+	if len(argv) == 0 {
+		argv = []string{cmd.Path}
+	}
+	sb := &Sandbox{policy: p, opts: *opts, pidfd: -1, done: make(chan struct{}), thread: make(chan struct{}, 64)}
+	sb.name = p.Name
+	if sb.name == "" {
+		sb.name = fmt.Sprintf("sandbox-%d-%d", os.Getpid(), seq.Add(1))
+	}
+
+	rs, err := confine.BuildRuleset(confine.LandlockSpec{
+		FS:            confine.FSRules{Read: p.FSRead, Write: p.FSWrite},
+		Disable:       protections(p.Disable),
+		AllowDegraded: protections(p.AllowDegraded),
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+
+	bo := bpfprog.Options{
+		ExtraDeny:  p.ExtraDenySyscalls,
+		ExtraAllow: p.ExtraAllowSyscalls,
+		Doorbell:   supervisor.Doorbell,
+	}
+	if !p.NoSupervisor {
+		bo.Notify = bpfprog.NotifyProcesses | bpfprog.NotifySessions | bpfprog.NotifyHostname
+		if p.MaxMemory > 0 {
+			bo.Notify |= bpfprog.NotifyMemory
+		}
+	}
+	bpol, err := bpfprog.DefaultPolicy(arch, bo)
+	if err != nil {
+		return nil, err
+	}
+	prog, err := bpfprog.Build(bpol)
+	if err != nil {
+		return nil, err
+	}
+
+	files, closeFiles, err := stdio(cmd)
+	if err != nil {
+		return nil, err
+	}
+	defer closeFiles()
+
+	spawnLock.Lock()
+	defer spawnLock.Unlock()
+	// Descriptors sandlock inherited must not reach the command: mark them
+	// all close-on-exec (sandlock's own are already).
+	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	if !p.NoSupervisor {
+		// Orphans of sandboxed processes come back to sandlock, so that
+		// none escapes the process count or the final kill.
+		unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+	}
+
+	spec := confine.ThreadSpec{
+		DropCaps: sys.HasAnyCap(),
+		LastCap:  sys.LastCap(),
+		Ruleset:  rs,
+		Filter:   prog.Filter,
+		Listener: !p.NoSupervisor,
+	}
+	attr := &syscall.ProcAttr{Dir: p.Cwd, Env: env, Files: files,
+		Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}}
+	if p.Interactive {
+		attr.Sys.Setpgid = true
+		if isTerminal(files[0]) {
+			attr.Sys.Foreground = true
+			attr.Sys.Ctty = 0
+		}
+	} else {
+		attr.Sys.Setsid = true
+	}
+	pidfd := -1
+	attr.Sys.PidFD = &pidfd
+
+	type confined struct {
+		listener int
+		tid      int32
+		err      error
+	}
+	type forked struct {
+		pid int
+		err error
+	}
+	confinedc := make(chan confined, 1)
+	forkedc := make(chan forked, 1)
+	gofork := make(chan bool, 1)
+	cpus := cpuSet(p)
+	go func() {
+		// This goroutine's thread is confined for good: it is never
+		// unlocked, so it dies with the goroutine instead of returning to
+		// the scheduler's pool. It stays alive while the sandbox runs:
+		// the command's parent-death signal is tied to it.
+		runtime.LockOSThread()
+		if cpus != nil {
+			if err := unix.SchedSetaffinity(0, cpus); err != nil {
+				confinedc <- confined{err: fmt.Errorf("sched_setaffinity: %w", err)}
+				return
+			}
+		}
+		l, _, err := confine.ConfineThread(spec)
+		confinedc <- confined{l, int32(unix.Gettid()), err}
+		if err != nil || !<-gofork {
+			return
+		}
+		pid, err := syscall.ForkExec(path, argv, attr)
+		forkedc <- forked{pid, err}
+		// Stay until teardown, even after a failed exec: the supervisor's
+		// workers are woken through this thread's doorbell.
+		for range sb.thread {
+			// Wake a receiving worker (see ringDoorbell).
+			unix.Syscall(unix.SYS_IOCTL, ^uintptr(0), supervisor.Doorbell, 0)
+		}
+	}()
+	c := <-confinedc
+	if c.err != nil {
+		return nil, c.err
+	}
+	if !p.NoSupervisor {
+		sup, err := supervisor.New(supervisor.Config{
+			Listener:     c.listener,
+			Arch:         arch,
+			SpawnTID:     c.tid,
+			MaxProcesses: int64(p.EffectiveMaxProcesses()),
+			MaxMemory:    p.MaxMemory,
+			Hostname:     sb.name,
+			Workers:      opts.Workers,
+			UseRing:      opts.UseRing,
+			Stats:        opts.Stats,
+			Events: supervisor.Events{
+				MemoryKill:   sb.memoryKill,
+				ProcessGroup: sb.processGroup,
+				FirstFork:    sb.startWatchdog,
+			},
+		})
+		if err == nil {
+			err = sup.Start()
+		}
+		if err != nil {
+			unix.Close(c.listener)
+			gofork <- false
+			return nil, err
+		}
+		sb.sup = sup
+	}
+	gofork <- true
+	f := <-forkedc
+	if f.err != nil {
+		sb.teardown()
+		return nil, &ExecError{Path: cmd.Path, Err: f.err}
+	}
+	sb.pid, sb.pidfd = f.pid, pidfd
+	if sb.sup != nil {
+		sb.sup.RegisterRoot(f.pid)
+	}
+	if p.Timeout > 0 {
+		sb.timer = time.AfterFunc(p.Timeout, func() {
+			sb.timedOut.Store(true)
+			sb.Kill()
+		})
+	}
+	return sb, nil
+}
+
+// Pid returns the pid of the command.
+func (sb *Sandbox) Pid() int { return sb.pid }
+
+// Name returns the sandbox's name (its hostname inside).
+func (sb *Sandbox) Name() string { return sb.name }
+
+// Signal sends sig to the command's process group (and, with a supervisor,
+// to every group the sandbox made).
+func (sb *Sandbox) Signal(sig syscall.Signal) error {
+	if sb.sup != nil {
+		for _, g := range sb.sup.Groups() {
+			if g != sb.pid {
+				unix.Kill(-g, sig)
+			}
+		}
+	}
+	return unix.Kill(-sb.pid, sig)
+}
+
+// Kill kills every process of the sandbox.
+func (sb *Sandbox) Kill() {
+	unix.Kill(-sb.pid, unix.SIGKILL)
+	if sb.pidfd >= 0 {
+		unix.PidfdSendSignal(sb.pidfd, unix.SIGKILL, nil, 0)
+	}
+	if sb.sup != nil {
+		sb.sup.Signal(unix.SIGKILL)
+	}
+}
+
+// Wait waits for the command to exit, then makes sure nothing of the
+// sandbox is left: every remaining process is killed and reaped, the
+// supervisor stopped, every descriptor closed.
+func (sb *Sandbox) Wait() (*Result, error) {
+	sb.waitOnce.Do(func() { sb.result, sb.waitErr = sb.wait() })
+	return sb.result, sb.waitErr
+}
+
+func (sb *Sandbox) wait() (*Result, error) {
+	var info unix.Siginfo
+	var err error
+	for {
+		err = unix.Waitid(unix.P_PIDFD, sb.pidfd, &info, unix.WEXITED, nil)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if sb.timer != nil {
+		sb.timer.Stop()
+	}
+	res := &Result{TimedOut: sb.timedOut.Load()}
+	if err == nil {
+		status, code := siginfoStatus(&info)
+		if code == cldExited {
+			res.ExitCode = status
+		} else {
+			res.Signal = syscall.Signal(status)
+			res.ExitCode = 128 + status
+		}
+	}
+	if sb.sup != nil {
+		sb.sup.ReleaseRoot()
+	}
+	sb.teardown()
+	if sb.sup != nil {
+		r := sb.sup.Report()
+		res.Stats = &r
+	}
+	if res.TimedOut {
+		res.ExitCode = 124
+	}
+	if err != nil {
+		return res, fmt.Errorf("wait for the command: %w", err)
+	}
+	return res, nil
+}
+
+// teardown kills and reaps whatever remains, stops the supervisor and ends
+// the spawn thread.
+func (sb *Sandbox) teardown() {
+	sb.reapAll()
+	if sb.sup != nil {
+		sb.sup.Stop(sb.ringDoorbell)
+	}
+	sb.threadMu.Lock()
+	select {
+	case <-sb.done:
+	default:
+		close(sb.done)
+		close(sb.thread)
+	}
+	sb.threadMu.Unlock()
+	if sb.dog != nil {
+		sb.dog.release()
+	}
+	if sb.pidfd >= 0 {
+		unix.Close(sb.pidfd)
+		sb.pidfd = -1
+	}
+}
+
+// ringDoorbell asks the spawn thread to issue one notified syscall, waking
+// a receiving worker so it sees the supervisor is stopping. It does not
+// wait: the ring is answered by a worker, or by the listener's close.
+func (sb *Sandbox) ringDoorbell() {
+	sb.threadMu.Lock()
+	defer sb.threadMu.Unlock()
+	select {
+	case <-sb.done:
+		return
+	default:
+	}
+	select {
+	case sb.thread <- struct{}{}:
+	default:
+	}
+}
+
+// reapAll kills every remaining process of the sandbox and reaps it. The
+// command has exited; its descendants are killed through their process
+// groups and pidfds, and as they die their children become sandlock's
+// (it is their subreaper), which are killed and reaped in turn.
+func (sb *Sandbox) reapAll() {
+	deadline := time.Now().Add(10 * time.Second)
+	for round := 0; ; round++ {
+		if sb.pid > 0 {
+			unix.Kill(-sb.pid, unix.SIGKILL)
+		}
+		if sb.sup != nil {
+			sb.sup.Signal(unix.SIGKILL)
+		}
+		if sb.sup != nil {
+			sb.sup.Reap()
+		}
+		kids := sb.children()
+		for _, k := range kids {
+			unix.Kill(k, unix.SIGKILL)
+			var ws unix.WaitStatus
+			unix.Wait4(k, &ws, unix.WALL, nil)
+		}
+		live := 0
+		if sb.sup != nil {
+			live, _ = sb.sup.Live()
+		}
+		if len(kids) == 0 && live == 0 || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(time.Duration(min(round+1, 10)) * time.Millisecond)
+	}
+}
+
+// children lists sandlock's sandboxed children (not the watchdog, not a
+// library user's own children).
+func (sb *Sandbox) children() []int {
+	var out []int
+	self := os.Getpid()
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", self))
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", self, t.Name()))
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			var pid int
+			fmt.Sscan(f, &pid)
+			if pid <= 0 || (sb.dog != nil && pid == sb.dog.pid) || pid == sb.pid {
+				continue
+			}
+			if sandboxed(pid) {
+				out = append(out, pid)
+			}
+		}
+	}
+	return out
+}
+
+// sandboxed reports whether pid runs with no_new_privs under a seccomp
+// filter, as every sandboxed process does.
+func sandboxed(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	return strings.Contains(s, "\nNoNewPrivs:\t1") && strings.Contains(s, "\nSeccomp:\t2")
+}
+
+func (sb *Sandbox) memoryKill(pid int, comm string, limit int64) {
+	if sb.opts.Events != nil {
+		sb.opts.Events(Event{MemoryKill: &MemoryKill{Pid: pid, Comm: comm, Limit: limit}})
+	}
+}
+
+func (sb *Sandbox) processGroup(g int) {
+	if sb.dog != nil {
+		sb.dog.add(g)
+	}
+}
+
+func (sb *Sandbox) startWatchdog() error {
+	d, err := startWatchdog()
+	if err != nil {
+		return err
+	}
+	for _, g := range sb.sup.Groups() {
+		d.add(g)
+	}
+	if sb.pid > 0 {
+		d.add(sb.pid)
+	}
+	sb.dog = d
+	return nil
+}
+
+// Run starts cmd under p and waits for it.
+func Run(p *policy.Policy, cmd Command, opts *Options) (*Result, error) {
+	sb, err := Start(p, cmd, opts)
+	if err != nil {
+		return nil, err
+	}
+	return sb.Wait()
+}
+
+func protections(names []string) []confine.Protection {
+	out := make([]confine.Protection, len(names))
+	for i, n := range names {
+		out[i] = confine.Protection(n)
+	}
+	return out
+}
+
+// lookPath finds file in the PATH of env, as execvp would.
+func lookPath(file string, env []string, cwd string) (string, error) {
+	if strings.Contains(file, "/") {
+		if !filepath.IsAbs(file) && cwd != "" {
+			return filepath.Join(cwd, file), nil
+		}
+		return file, nil
+	}
+	pathEnv := "/usr/local/bin:/usr/bin:/bin"
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			pathEnv = v
+		}
+	}
+	denied := false
+	for _, dir := range filepath.SplitList(pathEnv) {
+		if dir == "" {
+			dir = "."
+		}
+		f := filepath.Join(dir, file)
+		st, err := os.Stat(f)
+		if err != nil || st.IsDir() {
+			continue
+		}
+		if st.Mode()&0o111 == 0 {
+			denied = true
+			continue
+		}
+		return f, nil
+	}
+	if denied {
+		return "", unix.EACCES
+	}
+	return "", unix.ENOENT
+}
+
+// stdio opens the command's descriptors 0-2.
+func stdio(cmd Command) ([]uintptr, func(), error) {
+	var opened []*os.File
+	closeAll := func() {
+		for _, f := range opened {
+			f.Close()
+		}
+	}
+	fds := make([]uintptr, 3)
+	for i, f := range []*os.File{cmd.Stdin, cmd.Stdout, cmd.Stderr} {
+		if f == nil {
+			flag := os.O_RDONLY
+			if i > 0 {
+				flag = os.O_WRONLY
+			}
+			n, err := os.OpenFile(os.DevNull, flag, 0)
+			if err != nil {
+				closeAll()
+				return nil, nil, err
+			}
+			opened = append(opened, n)
+			f = n
+		}
+		fds[i] = f.Fd()
+	}
+	return fds, closeAll, nil
+}
+
+func isTerminal(fd uintptr) bool {
+	_, err := unix.IoctlGetTermios(int(fd), unix.TCGETS)
+	return err == nil
+}
+
+// cpuSet returns the affinity mask for --cpu-cores/--num-cpus, nil for none.
+func cpuSet(p *policy.Policy) *unix.CPUSet {
+	if len(p.CPUCores) == 0 && p.NumCPUs == 0 {
+		return nil
+	}
+	var set unix.CPUSet
+	if len(p.CPUCores) > 0 {
+		for _, c := range p.CPUCores {
+			set.Set(c)
+		}
+	} else {
+		var cur unix.CPUSet
+		unix.SchedGetaffinity(0, &cur)
+		n := 0
+		for c := 0; c < 1024 && n < p.NumCPUs; c++ {
+			if cur.IsSet(c) {
+				set.Set(c)
+				n++
+			}
+		}
+	}
+	return &set
+}
+
+// siginfoStatus extracts si_status and si_code from a waitid result.
+func siginfoStatus(info *unix.Siginfo) (status int, code int32) {
+	// struct siginfo for SIGCHLD: signo, errno, code, then pid, uid, status.
+	b := (*[128]byte)(unsafePointer(info))
+	code = int32(le32(b[8:]))
+	status = int(int32(le32(b[24:])))
+	return status, code
+}

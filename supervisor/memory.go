@@ -1,0 +1,266 @@
+package supervisor
+
+import (
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+var pageSize = int64(unix.Getpagesize())
+
+func pageRound(n uint64) int64 {
+	if n > 1<<62 {
+		return 1 << 62
+	}
+	return (int64(n) + pageSize - 1) &^ (pageSize - 1)
+}
+
+func (s *Supervisor) isMemory(nr int) bool {
+	switch s.cfg.Arch.SyscallName(nr) {
+	case "mmap", "mprotect", "pkey_mprotect", "brk", "mremap", "shmget":
+		return true
+	}
+	return false
+}
+
+// memAcquire takes n bytes from the memory limiter, resyncing the ledger
+// with /proc before giving up.
+func (w *worker) memAcquire(n int64) bool {
+	s := w.s
+	if s.mem == nil || n <= 0 {
+		return true
+	}
+	if s.mem.TryAcquire(w.shard, n) {
+		return true
+	}
+	w.reclaimMem()
+	return s.mem.TryAcquire(w.shard, n)
+}
+
+// charge adds n bytes to p's ledger for a syscall of thread tid that is
+// about to run; a process that would exceed the limit is killed.
+func (w *worker) charge(p *proc, tid int32, n int64) {
+	if w.s.mem == nil || n <= 0 {
+		return
+	}
+	if !w.memAcquire(n) {
+		w.memKill(p)
+		return
+	}
+	// Pending first, then the charge: a concurrent resync that reads the
+	// charge after this then also sees the pending bytes (see resyncProc).
+	p.addPending(tid, n)
+	p.mem.Add(n)
+}
+
+// memKill kills p for exceeding the memory limit and fails its syscall.
+func (w *worker) memKill(p *proc) {
+	s := w.s
+	w.fail(unix.ENOMEM)
+	fd := int(p.pidfd.Load())
+	if fd < 0 || p.has(stSelf) {
+		return
+	}
+	unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+	pid := int(p.pid.Load())
+	if _, dup := s.killed.LoadOrStore(pid, struct{}{}); dup {
+		return
+	}
+	comm := "?"
+	if b, err := w.readProc(int32(pid), 0, "comm"); err == nil {
+		for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == 0) {
+			b = b[:len(b)-1]
+		}
+		comm = string(b)
+	}
+	if s.cfg.Events.MemoryKill != nil {
+		s.cfg.Events.MemoryKill(pid, comm, s.mem.Limit())
+	}
+}
+
+// measure returns p's writable private memory (data + stack, from
+// /proc/<pid>/statm) in bytes.
+func (w *worker) measure(p *proc) (int64, bool) {
+	fd := p.statmFD.Load()
+	if fd < 0 {
+		nfd, err := openRaw(w.procPath(p.pid.Load(), 0, "statm"), unix.O_RDONLY)
+		if err != nil {
+			return 0, false
+		}
+		if !p.statmFD.CompareAndSwap(-1, int32(nfd)) {
+			unix.Close(nfd)
+		}
+		fd = p.statmFD.Load()
+	}
+	n, err := preadRaw(int(fd), w.buf[:128])
+	if err != nil || n == 0 {
+		return 0, false
+	}
+	// size resident shared text lib data dt
+	b := w.buf[:n]
+	for f := 0; f < 5; f++ {
+		for len(b) > 0 && b[0] != ' ' {
+			b = b[1:]
+		}
+		for len(b) > 0 && b[0] == ' ' {
+			b = b[1:]
+		}
+	}
+	pages, _, ok := parseInt(b)
+	return pages * pageSize, ok
+}
+
+// resyncProc sets p's charge to what the kernel says it holds, plus the
+// reservations whose syscalls may not have run yet and shared anonymous
+// memory (which statm does not show). It returns how much the charge grew
+// beyond what syscalls explained.
+//
+// Ordering makes it safe against concurrent charges: the charge is read,
+// then the pending reservations, then /proc, and the new value is only
+// stored if the charge did not move meanwhile.
+func (w *worker) resyncProc(p *proc) int64 {
+	s := w.s
+	for try := 0; try < 4; try++ {
+		old := p.mem.Load()
+		pend := p.pendingBytes()
+		m, ok := w.measure(p)
+		if !ok {
+			return 0
+		}
+		nv := m + pend + p.shared.Load()
+		if !p.mem.CompareAndSwap(old, nv) {
+			continue
+		}
+		if nv < old {
+			s.mem.Release(w.shard, old-nv)
+			return 0
+		}
+		s.mem.Force(w.shard, nv-old)
+		return nv - old
+	}
+	return 0
+}
+
+// reclaimMem resyncs every process: the slow path of an allocation that did
+// not fit, and the periodic check.
+func (w *worker) reclaimMem() {
+	w.spare()
+	s := w.s
+	s.reclaimMu.Lock()
+	defer s.reclaimMu.Unlock()
+	w.resyncAll()
+}
+
+// resyncAll resyncs every live process and returns the one that grew most
+// without a syscall the supervisor saw.
+func (w *worker) resyncAll() (grew *proc, by int64) {
+	s := w.s
+	n := s.arena.n.Load()
+	for i := uint32(0); i < n; i++ {
+		p := s.arena.get(i)
+		st := p.state.Load()
+		if st&stLive == 0 || st&(stGone|stExited|stSelf) != 0 {
+			continue
+		}
+		if d := w.resyncProc(p); d > by {
+			grew, by = p, d
+		}
+	}
+	s.mem.NotePeak()
+	return grew, by
+}
+
+// resyncLoop catches memory that appears without a notified syscall (the
+// image of an execve, with its .bss): if the ledger ends up above the limit,
+// the process that grew is killed.
+func (s *Supervisor) resyncLoop() {
+	w := s.newWorker(s.shards - 1)
+	t := time.NewTicker(s.cfg.MemoryResync)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopResync:
+			return
+		case <-t.C:
+		}
+		s.reclaimMu.Lock()
+		p, by := w.resyncAll()
+		if by > 0 && s.mem.InUse() > s.mem.Limit() {
+			w.memKill(p)
+		}
+		s.reclaimMu.Unlock()
+	}
+}
+
+// mmap charges writable private (copy-on-write) or shared anonymous memory;
+// the filter lets every other mapping through.
+func (w *worker) mmap(p *proc) {
+	a := &w.n.Data.Args
+	n := pageRound(a[1])
+	if uint32(a[3])&0x3 != unix.MAP_PRIVATE {
+		// Shared anonymous: not in statm, so a resync keeps it.
+		if w.s.mem != nil {
+			if !w.memAcquire(n) {
+				w.memKill(p)
+				return
+			}
+			p.shared.Add(n)
+			p.mem.Add(n)
+		}
+		return
+	}
+	w.charge(p, int32(w.n.Pid), n)
+}
+
+// mprotect charges a range made writable (the filter only sends those).
+func (w *worker) mprotect(p *proc) {
+	w.charge(p, int32(w.n.Pid), pageRound(w.n.Data.Args[1]))
+}
+
+// mremap charges the growth of a mapping.
+func (w *worker) mremap(p *proc) {
+	a := &w.n.Data.Args
+	if a[2] > a[1] {
+		w.charge(p, int32(w.n.Pid), pageRound(a[2]-a[1]))
+	}
+}
+
+// brk charges the growth of the program break beyond what was charged.
+func (w *worker) brk(p *proc) {
+	if w.s.mem == nil {
+		return
+	}
+	want := w.n.Data.Args[0]
+	text, err := w.readProc(p.pid.Load(), 0, "stat")
+	if err != nil {
+		w.fail(unix.ENOMEM)
+		return
+	}
+	start, ok := statField(text, 47) // start_brk
+	if !ok {
+		w.fail(unix.ENOMEM)
+		return
+	}
+	if uint64(start) != p.startBrk.Load() {
+		// A new program image: its break starts over.
+		p.startBrk.Store(uint64(start))
+		p.brk.Store(uint64(start))
+	}
+	top := p.brk.Load()
+	if want <= top {
+		return
+	}
+	p.brk.Store(want)
+	w.charge(p, int32(w.n.Pid), pageRound(want-top))
+}
+
+// shmget charges a System V segment to the sandbox for its lifetime: it
+// can outlive the process that made it.
+func (w *worker) shmget(p *proc) {
+	if w.s.mem == nil {
+		return
+	}
+	if n := pageRound(w.n.Data.Args[1]); !w.memAcquire(n) {
+		w.memKill(p)
+	}
+}

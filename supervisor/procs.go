@@ -1,0 +1,527 @@
+package supervisor
+
+import (
+	"github.com/sandlock/sandlock/internal/sys"
+	"golang.org/x/sys/unix"
+)
+
+// procOf returns the record of the process tid belongs to, registering the
+// process (and remembering the thread) the first time it is seen.
+func (w *worker) procOf(tid int32) *proc {
+	s := w.s
+	if p := s.arena.resolve(s.pids.load(tid)); p != nil && p.has(stLive) && !p.has(stExited) {
+		return p
+	}
+	return w.discover(tid)
+}
+
+// discover places a task the supervisor has not seen: a process whose fork
+// is still in flight, or a new thread of a known process.
+func (w *worker) discover(tid int32) *proc {
+	s := w.s
+	text, err := w.readProc(tid, 0, "status")
+	if err != nil {
+		return nil
+	}
+	tgid, ok1 := field(text, "Tgid")
+	ppid, ok2 := field(text, "PPid")
+	// The task may have died and its id been reused while /proc was read.
+	if !ok1 || !ok2 || !sys.NotifIDValid(s.listener, w.n.ID) {
+		return nil
+	}
+	p := s.arena.resolve(s.pids.load(int32(tgid)))
+	if p == nil || !p.has(stLive) || p.has(stExited) {
+		p = w.register(int32(tgid), int32(ppid), nil, 0)
+		if p == nil {
+			return nil
+		}
+	}
+	if int32(tgid) != tid {
+		s.pids.insert(tid, p.ref(), func(r ref) bool { return r == p.ref() })
+	}
+	return p
+}
+
+// register records process pid (child of ppid): a pidfd watched for its
+// exit, a process slot (taken over from the fork marker that created it, or
+// forced when none is found) and its memory.
+func (w *worker) register(pid, ppid int32, parent *proc, markerTid int32) *proc {
+	s := w.s
+	fd, err := unix.PidfdOpen(int(pid), 0)
+	if err != nil {
+		return nil
+	}
+	p := s.arena.alloc()
+	if p == nil {
+		unix.Close(fd)
+		return nil
+	}
+	p.pid.Store(pid)
+	p.parent.Store(ppid)
+	p.pidfd.Store(int32(fd))
+	st := uint32(stLive)
+	if ppid == s.selfPid {
+		st |= stOurChild
+	}
+	p.state.Store(st)
+	r := p.ref()
+	if got := s.pids.insert(pid, r, s.live); got != r {
+		unix.Close(fd)
+		p.pidfd.Store(-1)
+		s.arena.recycle(p)
+		return s.arena.resolve(got)
+	}
+	// The process slot: the marker of the fork that made it.
+	if parent == nil {
+		parent = s.arena.resolve(s.pids.load(ppid))
+	}
+	var mem int64
+	taken := false
+	if parent != nil && (parent.has(stLive) || parent.has(stSelf)) {
+		if markerTid != 0 {
+			mem, taken = parent.takeMarker(markerTid)
+		} else {
+			mem, taken = w.takeMarkerFor(parent, pid)
+		}
+	}
+	if !taken {
+		s.procs.Force(w.shard, 1)
+	}
+	p.setState(stCounted)
+	if parent != nil && parent.has(stSelf) && s.root.Load() == 0 {
+		s.root.Store(uint64(r))
+		p.setState(stRoot)
+	}
+	if s.mem != nil {
+		p.mem.Store(mem)
+		w.resyncProc(p)
+	} else if mem > 0 {
+		s.mem.Release(w.shard, mem)
+	}
+	if err := s.loop.Watch(fd, uint64(r)); err != nil {
+		// Without a watch the exit is still found by the slow path.
+		_ = err
+	}
+	return p
+}
+
+// takeMarkerFor takes the marker of the fork that created child: the only
+// one if the parent has one fork in flight, otherwise the one whose thread
+// lists child among its children.
+func (w *worker) takeMarkerFor(parent *proc, child int32) (int64, bool) {
+	switch parent.nmarkers.Load() {
+	case 0:
+		return 0, false
+	case 1:
+		return parent.takeMarker(0)
+	}
+	w.tids = parent.markerTids(w.tids[:0])
+	for _, tid := range w.tids {
+		text, err := w.readProc(parent.pid.Load(), tid, "children")
+		if err != nil {
+			continue
+		}
+		found := false
+		eachInt(text, func(v int64) { found = found || int32(v) == child })
+		if found {
+			return parent.takeMarker(tid)
+		}
+	}
+	return parent.takeMarker(0)
+}
+
+// forkFlags returns the clone flags of a fork-family notification.
+func (w *worker) forkFlags() uint64 {
+	s := w.s
+	switch s.cfg.Arch.SyscallName(int(w.n.Data.Nr)) {
+	case "fork":
+		return uint64(unix.SIGCHLD)
+	case "vfork":
+		return unix.CLONE_VM | unix.CLONE_VFORK | uint64(unix.SIGCHLD)
+	}
+	return w.n.Data.Args[0]
+}
+
+// fork reserves what a new process needs before letting the fork happen.
+func (w *worker) fork(p *proc) {
+	s := w.s
+	tid := int32(w.n.Pid)
+	flags := w.forkFlags()
+	if flags&unix.CLONE_PARENT != 0 {
+		// The child would be a sibling, outside the parent's children where
+		// the supervisor looks for it.
+		w.fail(unix.EPERM)
+		return
+	}
+	if !p.has(stSelf) && !s.firstForkDone.Load() {
+		if err := s.firstFork(); err != nil {
+			w.fail(unix.EAGAIN)
+			return
+		}
+	}
+	if !s.procs.TryAcquire(w.shard, 1) {
+		w.reclaimProcs()
+		if !s.procs.TryAcquire(w.shard, 1) {
+			w.fail(unix.EAGAIN)
+			return
+		}
+	}
+	var mem int64
+	if s.mem != nil && flags&unix.CLONE_VM == 0 {
+		mem = p.mem.Load() - p.pendingBytes()
+		if mem < 0 {
+			mem = 0
+		}
+		if !w.memAcquire(mem) {
+			s.procs.Release(w.shard, 1)
+			w.fail(unix.ENOMEM)
+			return
+		}
+	}
+	if !p.addMarker(tid, mem) {
+		// More forks in flight in this process than markers: hold the slot
+		// until the process exits.
+		p.overflow.Add(1)
+		if mem > 0 {
+			p.pendOverflow.Add(mem)
+			p.mem.Add(mem)
+		}
+	}
+	if w.stats != nil {
+		w.stats.started.Add(1)
+	}
+}
+
+func (s *Supervisor) firstFork() error {
+	s.firstForkMu.Lock()
+	defer s.firstForkMu.Unlock()
+	if !s.firstForkDone.Load() {
+		if s.cfg.Events.FirstFork != nil {
+			s.firstForkErr = s.cfg.Events.FirstFork()
+		}
+		s.firstForkDone.Store(true)
+	}
+	return s.firstForkErr
+}
+
+// resolveFork settles the fork tid made: the child, if it exists and is not
+// registered yet, takes over the marker; otherwise the fork failed or the
+// child is already gone, and the marker's reservations are released.
+func (w *worker) resolveFork(p *proc, tid int32) {
+	s := w.s
+	text, err := w.children(p, tid)
+	if err == nil {
+		w.pids = w.pids[:0]
+		eachInt(text, func(v int64) { w.pids = append(w.pids, int32(v)) })
+		for _, c := range w.pids {
+			if s.live(s.pids.load(c)) {
+				continue
+			}
+			w.register(c, p.pid.Load(), p, tid)
+		}
+	} else if err != unix.ENOENT && err != unix.ESRCH {
+		return // keep the marker: better to hold a slot than lose count
+	}
+	if mem, ok := p.takeMarker(tid); ok {
+		s.procs.Release(w.shard, 1)
+		s.mem.Release(w.shard, mem)
+	}
+}
+
+// children reads the children of thread tid of p, through a cached fd for
+// the main thread.
+func (w *worker) children(p *proc, tid int32) ([]byte, error) {
+	pid := p.pid.Load()
+	if tid != pid {
+		return w.readProc(pid, tid, "children")
+	}
+	fd := p.childrenFD.Load()
+	if fd < 0 {
+		nfd, err := openRaw(w.procPath(pid, pid, "children"), unix.O_RDONLY)
+		if err != nil {
+			return nil, err
+		}
+		if !p.childrenFD.CompareAndSwap(-1, int32(nfd)) {
+			unix.Close(nfd)
+		}
+		fd = p.childrenFD.Load()
+	}
+	n, err := preadRaw(int(fd), w.buf[:])
+	if err != nil {
+		return nil, err
+	}
+	return w.buf[:n], nil
+}
+
+// onExits is pidwatch's batch callback: every process whose pidfd became
+// readable in one reaping pass.
+func (s *Supervisor) onExits(tokens []uint64) {
+	w := s.reaper
+	// Exits are settled under the slow path's mutex, so a fork that finds
+	// no free slot sees each exit either fully settled or not at all.
+	s.reclaimMu.Lock()
+	defer s.reclaimMu.Unlock()
+	w.exits = w.exits[:0]
+	for _, t := range tokens {
+		if p := s.arena.resolve(ref(t)); p != nil {
+			w.exited(p)
+		}
+	}
+	w.settleExits()
+}
+
+// exited takes a process's exit into account (once).
+func (w *worker) exited(p *proc) {
+	s := w.s
+	if !p.setState(stExited) {
+		return
+	}
+	if m := p.mem.Swap(0); m > 0 {
+		s.mem.Release(w.shard, m)
+	}
+	if p.has(stRoot) && s.cfg.Events.RootExited != nil {
+		s.cfg.Events.RootExited()
+	}
+	w.exits = append(w.exits, p)
+}
+
+// settleExits finishes a batch of exits: children that were still waiting
+// for their fork to be resolved have been handed to sandlock (it is their
+// subreaper) and are registered now; the exited processes' markers are
+// released, and those already reaped are recycled.
+func (w *worker) settleExits() {
+	s := w.s
+	orphans := false
+	for _, p := range w.exits {
+		if p.nmarkers.Load() > 0 || p.overflow.Load() > 0 {
+			orphans = true
+		}
+	}
+	if orphans {
+		w.adoptOrphans()
+	}
+	for _, p := range w.exits {
+		for {
+			mem, ok := p.takeMarker(0)
+			if !ok {
+				break
+			}
+			s.procs.Release(w.shard, 1)
+			s.mem.Release(w.shard, mem)
+		}
+		if o := p.overflow.Swap(0); o > 0 {
+			s.procs.Release(w.shard, int64(o))
+		}
+		w.reapIfGone(p)
+	}
+	w.exits = w.exits[:0]
+	w.recheckZombies()
+}
+
+// adoptOrphans registers sandlock's children that no record knows: the
+// orphans of exited sandboxed processes.
+func (w *worker) adoptOrphans() {
+	s := w.s
+	w.pids = w.pids[:0]
+	forEachTask(s.selfPid, func(tid int32) {
+		if b, err := w.readProc(s.selfPid, tid, "children"); err == nil {
+			eachInt(b, func(v int64) { w.pids = append(w.pids, int32(v)) })
+		}
+	})
+	for _, c := range w.pids {
+		if !s.live(s.pids.load(c)) && s.isSandboxed(w, c) {
+			w.register(c, s.selfPid, nil, -1)
+		}
+	}
+}
+
+// isSandboxed reports whether a child of sandlock runs under a seccomp
+// filter with no_new_privs, as every sandboxed process does (a library user
+// may have children of its own).
+func (s *Supervisor) isSandboxed(w *worker, pid int32) bool {
+	text, err := w.readProc(pid, 0, "status")
+	if err != nil {
+		return false
+	}
+	nnp, ok1 := field(text, "NoNewPrivs")
+	sc, ok2 := field(text, "Seccomp")
+	return ok1 && ok2 && nnp == 1 && sc == 2
+}
+
+// reapIfGone reaps p if it is sandlock's child, and recycles its record
+// once the kernel has released it; a zombie waits in the zombie list.
+func (w *worker) reapIfGone(p *proc) {
+	s := w.s
+	fd := int(p.pidfd.Load())
+	if fd < 0 {
+		w.finalize(p)
+		return
+	}
+	if p.has(stOurChild) && !p.has(stRoot) {
+		var info unix.Siginfo
+		unix.Waitid(unix.P_PIDFD, fd, &info, unix.WEXITED|unix.WNOHANG, nil)
+	}
+	if err := unix.PidfdSendSignal(fd, 0, nil, 0); err == unix.ESRCH {
+		w.finalize(p)
+		return
+	}
+	s.zombiesMu.Lock()
+	s.zombies = append(s.zombies, p.ref())
+	s.zombiesMu.Unlock()
+}
+
+// recheckZombies recycles zombies that have been reaped since.
+func (w *worker) recheckZombies() {
+	s := w.s
+	s.zombiesMu.Lock()
+	z := s.zombies
+	s.zombies = nil
+	s.zombiesMu.Unlock()
+	for _, r := range z {
+		if p := s.arena.resolve(r); p != nil && !p.has(stGone) {
+			w.reapIfGone(p)
+		}
+	}
+}
+
+// finalize releases what a reaped process held and recycles its record.
+func (w *worker) finalize(p *proc) {
+	s := w.s
+	if !p.setState(stGone) {
+		return
+	}
+	if p.has(stCounted) {
+		s.procs.Release(w.shard, 1)
+	}
+	if m := p.mem.Swap(0); m > 0 {
+		s.mem.Release(w.shard, m)
+	}
+	s.pids.remove(p.pid.Load(), p.ref())
+	closeIf(&p.pidfd)
+	closeIf(&p.statmFD)
+	closeIf(&p.childrenFD)
+	s.arena.recycle(p)
+}
+
+// reclaimProcs is the slow path of a fork that found no free slot: it
+// collects exits the reaper has not delivered yet, reaped zombies, and forks
+// whose thread has moved on without another notification.
+func (w *worker) reclaimProcs() {
+	s := w.s
+	w.spare()
+	s.reclaimMu.Lock()
+	defer s.reclaimMu.Unlock()
+	w.pollExits()
+	n := s.arena.n.Load()
+	// Forks whose thread is no longer inside the fork have completed.
+	for i := uint32(0); i < n; i++ {
+		p := s.arena.get(i)
+		if !p.has(stLive) || p.has(stGone) || p.nmarkers.Load() == 0 {
+			continue
+		}
+		w.tids = p.markerTids(w.tids[:0])
+		for _, tid := range w.tids {
+			if !w.inFork(p.pid.Load(), tid) {
+				w.resolveFork(p, tid)
+			}
+		}
+	}
+}
+
+// inFork reports whether thread tid is (or may be) inside a fork-family
+// syscall right now.
+func (w *worker) inFork(pid, tid int32) bool {
+	text, err := w.readProc(pid, tid, "syscall")
+	if err != nil {
+		return true
+	}
+	nr, _, ok := parseInt(text)
+	return ok && int(nr) < len(w.s.isFork) && w.s.isFork[nr]
+}
+
+// forEachTask calls f with every thread id of process pid.
+func forEachTask(pid int32, f func(int32)) {
+	var path [64]byte
+	p := append(path[:0], "/proc/"...)
+	p = appendInt(p, int64(pid))
+	p = append(p, "/task"...)
+	fd, err := unix.Open(string(p), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	var buf [4096]byte
+	for {
+		n, err := unix.Getdents(fd, buf[:])
+		if err != nil || n <= 0 {
+			return
+		}
+		for off := 0; off < n; {
+			reclen := int(buf[off+16]) | int(buf[off+17])<<8
+			name := buf[off+19 : off+reclen]
+			v, _, ok := parseInt(name)
+			if ok {
+				f(int32(v))
+			}
+			off += reclen
+		}
+	}
+}
+
+// Reap collects exits not delivered yet and zombies reaped since; the
+// sandbox calls it while it waits for the last processes to go.
+func (s *Supervisor) Reap() {
+	w := s.newWorker(s.shards - 1)
+	s.reclaimMu.Lock()
+	defer s.reclaimMu.Unlock()
+	w.pollExits()
+}
+
+// pollExits takes every exit the reaper has not delivered yet into account,
+// polling each pidfd, and recycles what is gone. Callers hold reclaimMu.
+func (w *worker) pollExits() {
+	s := w.s
+	w.exits = w.exits[:0]
+	n := s.arena.n.Load()
+	for i := uint32(0); i < n; i++ {
+		p := s.arena.get(i)
+		st := p.state.Load()
+		if st&stLive == 0 || st&(stGone|stExited|stSelf) != 0 {
+			continue
+		}
+		if fd := p.pidfd.Load(); fd >= 0 {
+			pfd := [1]unix.PollFd{{Fd: fd, Events: unix.POLLIN}}
+			if k, _ := unix.Poll(pfd[:], 0); k > 0 {
+				w.exited(p)
+			}
+		}
+	}
+	w.settleExits()
+}
+
+// RegisterRoot records the sandbox's first process once the spawn returned
+// it, unless it registered itself already with an early notification.
+func (s *Supervisor) RegisterRoot(pid int) {
+	w := s.newWorker(s.shards - 1)
+	p := s.arena.resolve(s.pids.load(int32(pid)))
+	if p == nil || !p.has(stLive) {
+		p = w.register(int32(pid), s.selfPid, s.self, s.cfg.SpawnTID)
+	}
+	if p != nil {
+		p.setState(stRoot)
+		s.root.Store(uint64(p.ref()))
+	}
+}
+
+// ReleaseRoot recycles the first process's record after the sandbox reaped
+// it.
+func (s *Supervisor) ReleaseRoot() {
+	if p := s.arena.resolve(ref(s.root.Load())); p != nil {
+		w := s.newWorker(s.shards - 1)
+		s.reclaimMu.Lock()
+		defer s.reclaimMu.Unlock()
+		w.exits = w.exits[:0]
+		w.exited(p)
+		w.settleExits()
+	}
+}

@@ -1,0 +1,487 @@
+// Package supervisor answers the seccomp user notifications of a sandbox.
+//
+// Workers block in SECCOMP_IOCTL_NOTIF_RECV on the listener (or, with
+// Config.UseRing, one goroutine polls it through io_uring), look the syscall
+// number up in a dispatch table, run its handler inline and reply. Nothing
+// on that path takes a lock, allocates or makes a syscall it does not need:
+// processes are found through a lock-free pid table, counted in sharded
+// accounting.Limiters (one shard per worker), and their exits arrive in
+// batches from pidwatch. A handler that may block first makes sure another
+// worker is receiving, so one slow request never stalls other processes.
+//
+// The notified syscalls (see bpfprog.Notify) and what their handlers do:
+//
+//   - fork, vfork, clone (processes, not threads): reserve a process slot
+//     (EAGAIN beyond the limit) and, unless the child shares the address
+//     space, memory for its copy; the slot is held by a marker on the
+//     forking thread until the child is found and registered with a pidfd.
+//   - mmap, mprotect, pkey_mprotect, brk, mremap, shmget: charge memory that
+//     becomes writable to the sandbox's ledger; the process that would exceed
+//     the limit is killed.
+//   - uname and the open calls: the sandbox's name is its hostname.
+//   - setsid, setpgid: every process group the sandbox creates is recorded,
+//     so that teardown and the watchdog can kill all of them.
+package supervisor
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sandlock/sandlock/accounting"
+	"github.com/sandlock/sandlock/bpfprog"
+	"github.com/sandlock/sandlock/internal/sys"
+	"github.com/sandlock/sandlock/pidwatch"
+	"github.com/sandlock/sandlock/ring"
+	"golang.org/x/sys/unix"
+)
+
+// Doorbell is the ioctl command the supervisor's own spawn thread uses to
+// wake a receiver (ioctl(-1, Doorbell)); the filter sends it to the
+// supervisor, which answers EBADF to anybody else.
+const Doorbell = 0x5344_4c4b // "SDLK"
+
+// Events are the supervisor's calls back into its owner. Each may be nil.
+// They run on a worker and must not block for long.
+type Events struct {
+	// MemoryKill reports a process killed for exceeding the memory limit.
+	MemoryKill func(pid int, comm string, limit int64)
+	// ProcessGroup reports a process group (or session) the sandbox made.
+	ProcessGroup func(pgid int)
+	// FirstFork runs once, before the sandbox's first process creates a
+	// second one; an error makes that fork fail with EAGAIN.
+	FirstFork func() error
+	// RootExited reports that the sandbox's first process has exited.
+	RootExited func()
+}
+
+// Config configures a Supervisor.
+type Config struct {
+	// Listener is the seccomp user-notification fd; the supervisor owns it.
+	Listener int
+	// Arch is the syscall ABI of the sandbox.
+	Arch *bpfprog.Arch
+	// SpawnTID is the confined thread that forks the sandbox's first
+	// process; its notifications are sandlock's own.
+	SpawnTID int32
+	// MaxProcesses is the process limit; 0 is unlimited.
+	MaxProcesses int64
+	// MaxMemory is the memory limit in bytes; 0 is unlimited.
+	MaxMemory int64
+	// Hostname is what uname and /etc/hostname show inside; "" leaves them.
+	Hostname string
+	// Workers is the number of goroutines blocked in NOTIF_RECV (default 1);
+	// more are started while handlers block.
+	Workers int
+	// UseRing polls the listener through the io_uring instead of blocking
+	// in NOTIF_RECV.
+	UseRing bool
+	// Stats collects per-syscall counts and handler latencies.
+	Stats bool
+	// MemoryResync is how often the memory ledger is checked against /proc
+	// (catching memory a process got without a syscall the filter sees, such
+	// as a large .bss at execve); 0 picks 100ms. Only with MaxMemory.
+	MemoryResync time.Duration
+	// Events are the callbacks.
+	Events Events
+}
+
+type handlerFn func(w *worker, p *proc)
+
+// Supervisor serves one sandbox's listener.
+type Supervisor struct {
+	cfg      Config
+	selfPid  int32
+	listener int
+	handlers []handlerFn
+	isFork   []bool
+
+	pids  pidTable
+	arena arena
+	self  *proc
+	root  atomic.Uint64
+
+	procs *accounting.Limiter
+	mem   *accounting.Limiter
+
+	ring   *ring.Ring
+	loop   *pidwatch.Loop
+	reaper *worker
+
+	shards     int
+	nworkers   atomic.Int32
+	idle       atomic.Int32
+	nextID     atomic.Int32
+	stopping   atomic.Bool
+	workerWG   sync.WaitGroup
+	stopResync chan struct{}
+
+	firstForkDone atomic.Bool
+	firstForkMu   sync.Mutex
+	firstForkErr  error
+
+	reclaimMu sync.Mutex
+	zombiesMu sync.Mutex
+	zombies   []ref
+	killed    sync.Map // pid -> struct{}: memory kills already reported
+
+	groupsMu sync.Mutex
+	groups   map[int]bool
+
+	uts      unix.Utsname
+	hostFD   int
+	hostName []byte
+
+	stats *Stats
+}
+
+// New prepares a supervisor; Start begins serving.
+func New(cfg Config) (*Supervisor, error) {
+	if cfg.Arch == nil {
+		return nil, errors.New("supervisor: no architecture")
+	}
+	if cfg.Workers < 1 {
+		cfg.Workers = 1
+	}
+	if cfg.MemoryResync <= 0 {
+		cfg.MemoryResync = 100 * time.Millisecond
+	}
+	s := &Supervisor{
+		cfg: cfg, listener: cfg.Listener, selfPid: int32(unix.Getpid()),
+		hostFD: -1, groups: map[int]bool{}, stopResync: make(chan struct{}),
+	}
+	// One shard per worker we start with plus one for the exit reaper.
+	s.shards = cfg.Workers + 1
+	if cfg.MaxProcesses > 0 {
+		s.procs = accounting.New(cfg.MaxProcesses, s.shards, 1)
+	}
+	if cfg.MaxMemory > 0 {
+		s.mem = accounting.New(cfg.MaxMemory, s.shards, 0)
+	}
+	s.arena.reserve(int(min(max(2*cfg.MaxProcesses+64, 256), 1<<16)))
+	s.handlers = make([]handlerFn, cfg.Arch.MaxNr()+1)
+	s.isFork = make([]bool, cfg.Arch.MaxNr()+1)
+	s.install()
+	if cfg.Stats {
+		s.stats = newStats(cfg.Arch)
+	}
+	if cfg.Hostname != "" {
+		if err := s.prepareHostname(cfg.Hostname); err != nil {
+			return nil, err
+		}
+	}
+	r, err := ring.New(ring.Options{Entries: 256})
+	if err != nil {
+		s.closeHostname()
+		return nil, fmt.Errorf("supervisor: %w", err)
+	}
+	s.ring = r
+	s.reaper = s.newWorker(cfg.Workers) // the last shard
+	s.loop = pidwatch.New(r, 128, s.onExits, s.onRing)
+	// sandlock's own record: its spawn thread's fork of the first process
+	// is counted like any other, on a marker of this record.
+	s.self = s.arena.alloc()
+	s.self.pid.Store(s.selfPid)
+	s.self.state.Store(stLive | stSelf)
+	s.pids.insert(s.selfPid, s.self.ref(), s.live)
+	return s, nil
+}
+
+func (s *Supervisor) on(name string, h handlerFn) {
+	if nr, ok := s.cfg.Arch.Nr(name); ok {
+		s.handlers[nr] = h
+	}
+}
+
+// install fills the dispatch table.
+func (s *Supervisor) install() {
+	for _, n := range []string{"clone", "fork", "vfork"} {
+		s.on(n, (*worker).fork)
+		if nr, ok := s.cfg.Arch.Nr(n); ok {
+			s.isFork[nr] = true
+		}
+	}
+	s.on("mmap", (*worker).mmap)
+	s.on("mprotect", (*worker).mprotect)
+	s.on("pkey_mprotect", (*worker).mprotect)
+	s.on("brk", (*worker).brk)
+	s.on("mremap", (*worker).mremap)
+	s.on("shmget", (*worker).shmget)
+	s.on("uname", (*worker).uname)
+	s.on("open", (*worker).open)
+	s.on("openat", (*worker).open)
+	s.on("openat2", (*worker).open)
+	s.on("setsid", (*worker).setsid)
+	s.on("setpgid", (*worker).setpgid)
+	s.on("ioctl", (*worker).doorbell)
+}
+
+// Start begins serving notifications and watching exits.
+func (s *Supervisor) Start() error {
+	s.loop.Start()
+	if s.cfg.UseRing {
+		if err := s.ring.PollAdd(s.listener, unix.POLLIN, true, pidwatch.Tag(pidwatch.KindOther, 0)); err != nil {
+			return fmt.Errorf("supervisor: poll listener: %w", err)
+		}
+		if err := s.ring.Submit(); err != nil {
+			return fmt.Errorf("supervisor: %w", err)
+		}
+	} else {
+		for i := 0; i < s.cfg.Workers; i++ {
+			s.startWorker()
+		}
+	}
+	if s.mem != nil {
+		go s.resyncLoop()
+	}
+	return nil
+}
+
+// live reports whether r names a registered, not yet gone process.
+func (s *Supervisor) live(r ref) bool {
+	p := s.arena.resolve(r)
+	return p != nil && p.has(stLive) && !p.has(stGone)
+}
+
+// Stop ends the workers and the exit reaper and closes the listener. wake
+// must make one receiving worker return from NOTIF_RECV without blocking
+// the caller: the sandbox's spawn thread rings the Doorbell (a notified
+// syscall). nil when no worker can be blocked any more.
+func (s *Supervisor) Stop(wake func()) {
+	if !s.stopping.CompareAndSwap(false, true) {
+		return
+	}
+	if s.mem != nil {
+		close(s.stopResync)
+	}
+	if !s.cfg.UseRing && wake != nil {
+		for n := s.nworkers.Load(); n > 0; n = s.nworkers.Load() {
+			wake()
+			for i := 0; i < 50 && s.nworkers.Load() == n; i++ {
+				time.Sleep(100 * time.Microsecond)
+			}
+		}
+	}
+	s.workerWG.Wait()
+	s.loop.Stop()
+	s.ring.Close()
+	// With no receiver left, closing the listener answers any doorbell
+	// still queued (with ENOSYS), so the spawn thread cannot stay stuck.
+	unix.Close(s.listener)
+	s.closeHostname()
+	// Close what the records still hold.
+	for i := uint32(0); i < s.arena.n.Load(); i++ {
+		p := s.arena.get(i)
+		if p.has(stLive) && !p.has(stSelf) {
+			closeIf(&p.pidfd)
+			closeIf(&p.statmFD)
+			closeIf(&p.childrenFD)
+		}
+	}
+}
+
+func closeIf(fd *atomic.Int32) {
+	if v := fd.Swap(-1); v >= 0 {
+		unix.Close(int(v))
+	}
+}
+
+// worker is one receiving goroutine's state: the notification and reply
+// buffers and scratch space, reused for every request.
+type worker struct {
+	s     *Supervisor
+	id    int
+	shard int
+	n     sys.SeccompNotif
+	resp  sys.SeccompNotifResp
+	sent  bool
+	buf   [4096]byte
+	path  [256]byte
+	tids  []int32
+	pids  []int32
+	exits []*proc
+	stats *workerStats
+}
+
+func (s *Supervisor) newWorker(id int) *worker {
+	w := &worker{s: s, id: id, shard: id % s.shards,
+		tids: make([]int32, 0, maxMarkers), pids: make([]int32, 0, 64), exits: make([]*proc, 0, 128)}
+	if s.stats != nil {
+		w.stats = s.stats.worker()
+	}
+	return w
+}
+
+func (s *Supervisor) startWorker() {
+	w := s.newWorker(int(s.nextID.Add(1) - 1))
+	s.nworkers.Add(1)
+	s.workerWG.Add(1)
+	go w.run()
+}
+
+// spare makes sure some other worker is receiving before the caller blocks.
+func (w *worker) spare() {
+	s := w.s
+	if s.cfg.UseRing {
+		return
+	}
+	if s.idle.Load() == 0 && !s.stopping.Load() {
+		s.startWorker()
+	}
+}
+
+func (w *worker) run() {
+	s := w.s
+	defer s.workerWG.Done()
+	defer s.nworkers.Add(-1)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	for {
+		w.n = sys.SeccompNotif{}
+		s.idle.Add(1)
+		err := sys.NotifRecv(s.listener, &w.n)
+		s.idle.Add(-1)
+		if err != nil {
+			// EINTR: a signal; ENOENT: the task died between the wake-up
+			// and the receive. Anything else means the listener is gone.
+			if err == unix.EINTR || err == unix.ENOENT {
+				continue
+			}
+			return
+		}
+		if w.handle() {
+			return
+		}
+		// Retire surplus workers started by spare(); during Stop only the
+		// doorbell ends a worker, so every ring finds a receiver.
+		if !s.stopping.Load() && int(s.idle.Load()) >= s.cfg.Workers && s.nworkers.Load() > int32(s.cfg.Workers) {
+			return
+		}
+	}
+}
+
+// onRing handles completions of the listener poll (UseRing mode).
+func (s *Supervisor) onRing(c ring.CQE) {
+	w := s.reaper
+	if c.Res < 0 || c.Res&(unix.POLLHUP|unix.POLLERR) != 0 {
+		return
+	}
+	if c.Res&unix.POLLIN != 0 {
+		// Drain every pending notification; the listener reports POLLIN
+		// while any is queued.
+		for {
+			var pfd = [1]unix.PollFd{{Fd: int32(s.listener), Events: unix.POLLIN}}
+			w.n = sys.SeccompNotif{}
+			if err := sys.NotifRecv(s.listener, &w.n); err != nil {
+				break
+			}
+			w.handle()
+			if n, _ := unix.Poll(pfd[:], 0); n <= 0 || pfd[0].Revents&unix.POLLIN == 0 {
+				break
+			}
+		}
+	}
+	if !c.More() && !s.stopping.Load() {
+		s.ring.PollAdd(s.listener, unix.POLLIN, true, pidwatch.Tag(pidwatch.KindOther, 0))
+		s.ring.Submit()
+	}
+}
+
+// Reply helpers. The response starts as CONTINUE.
+func (w *worker) cont() { w.resp.Flags, w.resp.Error, w.resp.Val = sys.UserNotifFlagContinue, 0, 0 }
+func (w *worker) fail(e unix.Errno) {
+	w.resp.Flags, w.resp.Error, w.resp.Val = 0, -int32(e), 0
+}
+func (w *worker) value(v int64) { w.resp.Flags, w.resp.Error, w.resp.Val = 0, 0, v }
+
+// handle answers w.n. It reports true when the worker should exit (the
+// doorbell of Stop).
+func (w *worker) handle() (exit bool) {
+	s := w.s
+	var t0 int64
+	if w.stats != nil {
+		t0 = nanotime()
+	}
+	n := &w.n
+	tid := int32(n.Pid)
+	w.resp = sys.SeccompNotifResp{ID: n.ID}
+	w.sent = false
+	w.cont()
+	nr := int(n.Data.Nr)
+	var h handlerFn
+	if uint(nr) < uint(len(s.handlers)) {
+		h = s.handlers[nr]
+	}
+	switch {
+	case tid == s.cfg.SpawnTID:
+		// sandlock's own thread: count the fork of the first process; ring
+		// the doorbell; let everything else through.
+		switch {
+		case s.isFork[nr]:
+			w.fork(s.self)
+		case h != nil && nr == s.ioctlNr() && uint32(n.Data.Args[1]) == Doorbell:
+			exit = s.stopping.Load()
+		}
+	case h == nil:
+	default:
+		p := w.procOf(tid)
+		if p == nil {
+			w.unattributed(nr)
+			break
+		}
+		w.settle(p, tid)
+		h(w, p)
+	}
+	if !w.sent {
+		// ENOENT: the task died or was interrupted meanwhile; nothing to do.
+		sys.NotifSend(s.listener, &w.resp)
+	}
+	if w.stats != nil {
+		w.stats.record(nr, nanotime()-t0)
+	}
+	return exit
+}
+
+func (s *Supervisor) ioctlNr() int {
+	nr, _ := s.cfg.Arch.Nr("ioctl")
+	return nr
+}
+
+// unattributed answers a request from a task the supervisor cannot place
+// (it is exiting, or /proc could not be read): creating processes or
+// memory is refused, everything else continues.
+func (w *worker) unattributed(nr int) {
+	s := w.s
+	switch {
+	case s.isFork[nr]:
+		w.fail(unix.EAGAIN)
+	case s.handlers[nr] != nil && s.isMemory(nr):
+		w.fail(unix.ENOMEM)
+	}
+}
+
+// settle runs before every handler: a notification from tid proves that
+// tid's previous syscall has finished, so a fork it made can be resolved
+// and its memory reservations no longer need protecting from a resync.
+func (w *worker) settle(p *proc, tid int32) {
+	if p.nmarkers.Load() > 0 {
+		for i := range p.markers {
+			if p.markers[i].tid.Load() == tid {
+				w.resolveFork(p, tid)
+				break
+			}
+		}
+	}
+	p.clearPending(tid)
+}
+
+// Root returns the pid of the sandbox's first process once registered.
+func (s *Supervisor) Root() int {
+	if p := s.arena.resolve(ref(s.root.Load())); p != nil {
+		return int(p.pid.Load())
+	}
+	return 0
+}
