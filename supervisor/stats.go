@@ -41,7 +41,7 @@ func histValue(i int) int64 {
 	if e < histSub {
 		return int64(i)
 	}
-	return int64((uint64(1<<histSub)|uint64(sub)+1) << (e - histSub))
+	return int64((uint64(1<<histSub) | uint64(sub) + 1) << (e - histSub))
 }
 
 // Stats collects the supervisor's counters: one block per worker, written

@@ -70,10 +70,10 @@ executable / not found; 2 usage error.
 `
 
 type runFlags struct {
-	read, write, env, denySys, allowSys, degraded, disable []string
+	read, write, env, denySys, allowSys, degraded, disable         []string
 	cwd, memory, procs, openFiles, cpu, cpuCores, numCPUs, timeout string
-	name, execShell, statusFD, stats                             string
-	cleanEnv, interactive, noSupervisor, help                    bool
+	name, execShell, statusFD, stats                               string
+	cleanEnv, interactive, noSupervisor, help                      bool
 }
 
 func cmdRun(args []string, stdin, stdout, stderr *os.File) int {
