@@ -46,26 +46,3 @@ func (a Action) String() string {
 	}
 	return fmt.Sprintf("ACTION(%#x)", uint32(a))
 }
-
-// label is the symbol of the shared return instruction for a.
-func (a Action) label() string {
-	switch a.Kind() {
-	case ActErrno:
-		name := unix.ErrnoName(unix.Errno(a.Data()))
-		if name == "" {
-			return fmt.Sprintf("ret_errno_%d", a.Data())
-		}
-		return "ret_" + name
-	case ActKillProcess:
-		return "ret_kill"
-	case ActNotify:
-		return "ret_notify"
-	case ActAllow:
-		return "ret_allow"
-	case ActTrap:
-		return "ret_trap"
-	case ActLog:
-		return "ret_log"
-	}
-	return fmt.Sprintf("ret_%#x", uint32(a))
-}

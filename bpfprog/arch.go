@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"runtime"
 	"sort"
+	"strconv"
+	"sync"
 )
 
 //go:generate go run ../tools/gensyscalls -out .
@@ -26,19 +28,24 @@ type Arch struct {
 	// AuditArch (x32 on x86_64); numbers with the bit set kill the process.
 	X32Bit uint32
 
-	table  []Syscall
+	table  []Syscall // ordered by number
+	once   sync.Once
 	byName map[string]int
-	byNr   map[int]string
 }
 
 func newArch(name, goarch string, audit, x32 uint32, table []Syscall) *Arch {
-	a := &Arch{Name: name, GOARCH: goarch, AuditArch: audit, X32Bit: x32, table: table,
-		byName: make(map[string]int, len(table)), byNr: make(map[int]string, len(table))}
-	for _, s := range table {
-		a.byName[s.Name] = s.Nr
-		a.byNr[s.Nr] = s.Name
-	}
-	return a
+	return &Arch{Name: name, GOARCH: goarch, AuditArch: audit, X32Bit: x32, table: table}
+}
+
+// names builds the name index on first use, not at every launch.
+func (a *Arch) names() map[string]int {
+	a.once.Do(func() {
+		a.byName = make(map[string]int, len(a.table))
+		for _, s := range a.table {
+			a.byName[s.Name] = s.Nr
+		}
+	})
+	return a.byName
 }
 
 // The architectures sandlock knows. Both tables are compiled into every
@@ -63,16 +70,17 @@ func Native() (*Arch, error) {
 
 // Nr returns the number of the named syscall on a, and whether a has it.
 func (a *Arch) Nr(name string) (int, bool) {
-	nr, ok := a.byName[name]
+	nr, ok := a.names()[name]
 	return nr, ok
 }
 
 // SyscallName returns the name of syscall nr on a, or "syscall_<nr>".
 func (a *Arch) SyscallName(nr int) string {
-	if n, ok := a.byNr[nr]; ok {
-		return n
+	i := sort.Search(len(a.table), func(i int) bool { return a.table[i].Nr >= nr })
+	if i < len(a.table) && a.table[i].Nr == nr {
+		return a.table[i].Name
 	}
-	return fmt.Sprintf("syscall_%d", nr)
+	return "syscall_" + strconv.Itoa(nr)
 }
 
 // Syscalls returns a's table ordered by number. The slice must not be modified.

@@ -2,8 +2,6 @@ package bpfprog
 
 import (
 	"fmt"
-
-	"github.com/cilium/ebpf/asm"
 	"sort"
 	"strings"
 
@@ -276,28 +274,6 @@ func groupNames() []string {
 	}
 	sort.Strings(g)
 	return g
-}
-
-// Program is a generated filter: its symbolic form and its classic BPF.
-type Program struct {
-	Policy *Policy
-	// Insns is the symbolic program; fmt's %v of it is the readable disassembly.
-	Insns asm.Instructions
-	// Filter is the classic BPF given to seccomp(2).
-	Filter []unix.SockFilter
-}
-
-// Build generates and lowers p.
-func Build(p *Policy) (*Program, error) {
-	insns, err := Generate(p)
-	if err != nil {
-		return nil, err
-	}
-	f, err := Lower(insns)
-	if err != nil {
-		return nil, err
-	}
-	return &Program{Policy: p, Insns: insns, Filter: f}, nil
 }
 
 // Notified returns the syscall numbers for which some arguments give

@@ -34,7 +34,7 @@ func kernelHelper(mode string) {
 		fmt.Println(`{"error":"arch"}`)
 		os.Exit(3)
 	}
-	prog, err := Build(must(DefaultPolicy(arch, Options{ExtraDeny: []string{"getpriority"}})))
+	filters, err := Filters(arch, Options{ExtraDeny: []string{"getpriority"}})
 	if err != nil {
 		fmt.Printf("{\"error\":%q}\n", err)
 		os.Exit(3)
@@ -42,10 +42,12 @@ func kernelHelper(mode string) {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		os.Exit(3)
 	}
-	fprog := unix.SockFprog{Len: uint16(len(prog.Filter)), Filter: &prog.Filter[0]}
-	if _, _, e := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&fprog))); e != 0 {
-		fmt.Printf("{\"error\":%q}\n", e.Error())
-		os.Exit(3)
+	for _, f := range filters {
+		fprog := unix.SockFprog{Len: uint16(len(f)), Filter: &f[0]}
+		if _, _, e := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&fprog))); e != 0 {
+			fmt.Printf("{\"error\":%q}\n", e.Error())
+			os.Exit(3)
+		}
 	}
 	if mode == "x32" {
 		// getpid through the x32 ABI: the filter must kill the process.
@@ -78,13 +80,6 @@ func kernelHelper(mode string) {
 	probe("ptrace", unix.SYS_PTRACE, unix.PTRACE_TRACEME)
 	json.NewEncoder(os.Stdout).Encode(res)
 	os.Exit(0)
-}
-
-func must[T any](v T, err error) T {
-	if err != nil {
-		panic(err)
-	}
-	return v
 }
 
 func haveSeccomp() bool {

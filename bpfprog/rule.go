@@ -33,7 +33,9 @@ type Cond struct {
 	Width int
 }
 
-func (c Cond) mask() uint64 {
+// EffectiveMask returns the bits c compares: Mask, or every bit of Width
+// when Mask is 0, limited to the low word at width 32.
+func (c Cond) EffectiveMask() uint64 {
 	m := c.Mask
 	if m == 0 {
 		m = ^uint64(0)
@@ -54,8 +56,8 @@ func (c Cond) validate() error {
 	if c.Op > OpNoneSet {
 		return fmt.Errorf("unknown comparison %d", c.Op)
 	}
-	if (c.Op == OpEq || c.Op == OpNe) && c.Value&^c.mask() != 0 {
-		return fmt.Errorf("value %#x has bits outside mask %#x", c.Value, c.mask())
+	if (c.Op == OpEq || c.Op == OpNe) && c.Value&^c.EffectiveMask() != 0 {
+		return fmt.Errorf("value %#x has bits outside mask %#x", c.Value, c.EffectiveMask())
 	}
 	return nil
 }
@@ -63,7 +65,7 @@ func (c Cond) validate() error {
 // Eval reports whether arg satisfies c. It is the reference semantics the
 // generated program is tested against.
 func (c Cond) Eval(arg uint64) bool {
-	v := arg & c.mask()
+	v := arg & c.EffectiveMask()
 	switch c.Op {
 	case OpEq:
 		return v == c.Value
@@ -86,10 +88,10 @@ func (c Cond) String() string {
 	}
 	switch c.Op {
 	case OpAnySet, OpNoneSet:
-		return fmt.Sprintf("%s%s(%#x)", s, ops[c.Op], c.mask())
+		return fmt.Sprintf("%s%s(%#x)", s, ops[c.Op], c.EffectiveMask())
 	}
 	if c.Mask != 0 {
-		s += fmt.Sprintf("&%#x", c.mask())
+		s += fmt.Sprintf("&%#x", c.EffectiveMask())
 	}
 	return fmt.Sprintf("%s%s%#x", s, ops[c.Op], c.Value)
 }
@@ -130,7 +132,8 @@ func (r Rule) Eval(args [6]uint64) Action {
 	return r.Else
 }
 
-func (r Rule) validate() error {
+// Validate checks every condition of r.
+func (r Rule) Validate() error {
 	for _, cl := range r.Clauses {
 		if len(cl.When) == 0 {
 			return fmt.Errorf("clause without conditions (use Else)")
@@ -144,7 +147,8 @@ func (r Rule) validate() error {
 	return nil
 }
 
-func clauseString(cl Clause) string {
+// String renders cl like "arg0.lo&0x3==0x2: USER_NOTIF".
+func (cl Clause) String() string {
 	conds := make([]string, len(cl.When))
 	for i, c := range cl.When {
 		conds[i] = c.String()
@@ -156,7 +160,7 @@ func clauseString(cl Clause) string {
 func (r Rule) String() string {
 	var b strings.Builder
 	for _, cl := range r.Clauses {
-		fmt.Fprintf(&b, "if %s; ", clauseString(cl))
+		fmt.Fprintf(&b, "if %s; ", cl.String())
 	}
 	b.WriteString(r.Else.String())
 	return b.String()

@@ -27,7 +27,6 @@ import (
 
 	"github.com/sandlock/sandlock/bpfprog"
 	"github.com/sandlock/sandlock/internal/confine"
-	"github.com/sandlock/sandlock/internal/sys"
 	"github.com/sandlock/sandlock/policy"
 	"github.com/sandlock/sandlock/supervisor"
 	"golang.org/x/sys/unix"
@@ -57,6 +56,11 @@ type Options struct {
 	// Events receives messages meant for the user (a memory kill); nil
 	// drops them. It may be called from any goroutine.
 	Events func(Event)
+	// ExitAfterWait says the caller exits as soon as Wait returns (as the
+	// CLI does): the supervisor's goroutines and descriptors are then left
+	// to the process exit instead of being released in the background.
+	// Every sandboxed process is still killed and reaped by Wait.
+	ExitAfterWait bool
 }
 
 // Event is something the user should hear about while the sandbox runs.
@@ -125,17 +129,75 @@ type Sandbox struct {
 	sup    *supervisor.Supervisor
 	dog    *watchdog
 
-	thread   chan struct{} // doorbells for the spawn thread to ring
-	threadMu sync.Mutex
-	done     chan struct{}
-	timedOut atomic.Bool
-	timer    *time.Timer
-	waitOnce sync.Once
-	result   *Result
-	waitErr  error
+	done        chan struct{} // closed at teardown: the spawn thread wakes the workers and exits
+	threadDone  chan struct{}
+	stopOnce    sync.Once
+	cleaned     chan struct{} // closed once cleanup has released everything
+	cleanupOnce sync.Once
+	timedOut    atomic.Bool
+	timer       *time.Timer
+	waitOnce    sync.Once
+	result      *Result
+	waitErr     error
 }
 
 var seq atomic.Int64
+
+// spawnThread is a goroutine locked to its OS thread, waiting for the job
+// that confines the thread and forks the command from it. The thread is
+// confined for good: it is never unlocked, so it dies with the goroutine
+// instead of returning to the scheduler's pool. It stays alive while the
+// sandbox runs: the command's parent-death signal is tied to it.
+//
+// A prepared thread (Prepare) has already dropped its capabilities and set
+// no_new_privs, which do not depend on the policy.
+type spawnThread struct {
+	job      chan func()
+	prepared bool
+	ready    chan struct{}
+}
+
+func newSpawnThread(prepare bool) *spawnThread {
+	t := &spawnThread{job: make(chan func(), 1), ready: make(chan struct{})}
+	go func() {
+		runtime.LockOSThread()
+		if prepare {
+			t.prepared = confine.PrepareThread() == nil
+		}
+		close(t.ready)
+		if f, ok := <-t.job; ok {
+			f()
+		}
+	}()
+	return t
+}
+
+func (t *spawnThread) run(f func()) { t.job <- f }
+
+var errNoSupervisor = errors.New("supervisor did not start")
+
+var prepared atomic.Pointer[spawnThread]
+
+// Prepare creates, ahead of the next Start, the OS thread that sandbox will
+// be confined and forked from, so that creating it overlaps the caller's
+// other work (sandlock calls it before parsing its flags). It is optional.
+func Prepare() {
+	if prepared.Load() == nil {
+		if t := newSpawnThread(true); !prepared.CompareAndSwap(nil, t) {
+			close(t.job)
+		}
+	}
+}
+
+func takeSpawnThread() *spawnThread {
+	if t := prepared.Swap(nil); t != nil {
+		<-t.ready
+		return t
+	}
+	t := newSpawnThread(false)
+	<-t.ready
+	return t
+}
 
 // spawnLock serialises the part of Start that changes process-wide state
 // (descriptors marked close-on-exec).
@@ -170,7 +232,7 @@ func Start(p *policy.Policy, cmd Command, opts *Options) (*Sandbox, error) {
 	if len(argv) == 0 {
 		argv = []string{cmd.Path}
 	}
-	sb := &Sandbox{policy: p, opts: *opts, pidfd: -1, done: make(chan struct{}), thread: make(chan struct{}, 64)}
+	sb := &Sandbox{policy: p, opts: *opts, pidfd: -1, done: make(chan struct{}), threadDone: make(chan struct{}), cleaned: make(chan struct{})}
 	sb.name = p.Name
 	if sb.name == "" {
 		sb.name = fmt.Sprintf("sandbox-%d-%d", os.Getpid(), seq.Add(1))
@@ -197,11 +259,7 @@ func Start(p *policy.Policy, cmd Command, opts *Options) (*Sandbox, error) {
 			bo.Notify |= bpfprog.NotifyMemory
 		}
 	}
-	bpol, err := bpfprog.DefaultPolicy(arch, bo)
-	if err != nil {
-		return nil, err
-	}
-	prog, err := bpfprog.Build(bpol)
+	filters, err := bpfprog.Filters(arch, bo)
 	if err != nil {
 		return nil, err
 	}
@@ -224,10 +282,8 @@ func Start(p *policy.Policy, cmd Command, opts *Options) (*Sandbox, error) {
 	}
 
 	spec := confine.ThreadSpec{
-		DropCaps: sys.HasAnyCap(),
-		LastCap:  sys.LastCap(),
 		Ruleset:  rs,
-		Filter:   prog.Filter,
+		Filters:  filters,
 		Listener: !p.NoSupervisor,
 	}
 	attr := &syscall.ProcAttr{Dir: p.Cwd, Env: env, Files: files,
@@ -244,54 +300,67 @@ func Start(p *policy.Policy, cmd Command, opts *Options) (*Sandbox, error) {
 	pidfd := -1
 	attr.Sys.PidFD = &pidfd
 
-	type confined struct {
-		listener int
-		tid      int32
-		err      error
-	}
 	type forked struct {
-		pid int
-		err error
+		pid    int
+		err    error
+		execed bool // err is the command's exec error
 	}
-	confinedc := make(chan confined, 1)
+	supc := make(chan *supervisor.Supervisor, 1)
 	forkedc := make(chan forked, 1)
-	gofork := make(chan bool, 1)
 	cpus := cpuSet(p)
-	go func() {
-		// This goroutine's thread is confined for good: it is never
-		// unlocked, so it dies with the goroutine instead of returning to
-		// the scheduler's pool. It stays alive while the sandbox runs:
-		// the command's parent-death signal is tied to it.
-		runtime.LockOSThread()
+	// The spawn thread confines itself, starts the supervisor on its
+	// listener and forks the command, without handing control back to this
+	// goroutine in between: every hand-off between threads costs a wake-up.
+	t := takeSpawnThread()
+	spec.Prepared = t.prepared
+	t.run(func() {
+		fail := func(err error) {
+			forkedc <- forked{err: err}
+			if sup := <-supc; sup != nil {
+				sup.Stop()
+			}
+		}
 		if cpus != nil {
 			if err := unix.SchedSetaffinity(0, cpus); err != nil {
-				confinedc <- confined{err: fmt.Errorf("sched_setaffinity: %w", err)}
+				fail(fmt.Errorf("sched_setaffinity: %w", err))
 				return
 			}
 		}
 		l, _, err := confine.ConfineThread(spec)
-		confinedc <- confined{l, int32(unix.Gettid()), err}
-		if err != nil || !<-gofork {
+		if err != nil {
+			fail(err)
 			return
 		}
+		if spec.Listener {
+			sup := <-supc
+			if sup == nil {
+				unix.Close(l)
+				forkedc <- forked{err: errNoSupervisor}
+				return
+			}
+			if err := sup.Start(l, int32(unix.Gettid())); err != nil {
+				sup.Stop() // closes the listener
+				forkedc <- forked{err: err}
+				return
+			}
+			sb.sup = sup
+		}
 		pid, err := syscall.ForkExec(path, argv, attr)
-		forkedc <- forked{pid, err}
-		// Stay until teardown, even after a failed exec: the supervisor's
-		// workers are woken through this thread's doorbell.
-		for range sb.thread {
-			// Wake a receiving worker (see ringDoorbell).
+		forkedc <- forked{pid, err, true}
+		// Stay until teardown, even after a failed exec: the command's
+		// parent-death signal is tied to this thread, and the supervisor's
+		// workers are woken through its doorbell.
+		<-sb.done
+		for sb.sup != nil && sb.sup.Receivers() > 0 {
 			unix.Syscall(unix.SYS_IOCTL, ^uintptr(0), supervisor.Doorbell, 0)
 		}
-	}()
-	c := <-confinedc
-	if c.err != nil {
-		return nil, c.err
-	}
+		close(sb.threadDone)
+	})
+	// Prepare the supervisor while the spawn thread confines itself.
+	var supErr error
 	if !p.NoSupervisor {
 		sup, err := supervisor.New(supervisor.Config{
-			Listener:     c.listener,
 			Arch:         arch,
-			SpawnTID:     c.tid,
 			MaxProcesses: int64(p.EffectiveMaxProcesses()),
 			MaxMemory:    p.MaxMemory,
 			Hostname:     sb.name,
@@ -304,19 +373,19 @@ func Start(p *policy.Policy, cmd Command, opts *Options) (*Sandbox, error) {
 				FirstFork:    sb.startWatchdog,
 			},
 		})
-		if err == nil {
-			err = sup.Start()
-		}
-		if err != nil {
-			unix.Close(c.listener)
-			gofork <- false
-			return nil, err
-		}
-		sb.sup = sup
+		supErr = err
+		supc <- sup // nil on error
+	} else {
+		supc <- nil
 	}
-	gofork <- true
 	f := <-forkedc
-	if f.err != nil {
+	switch {
+	case f.err != nil && !f.execed:
+		if supErr != nil {
+			return nil, supErr
+		}
+		return nil, f.err
+	case f.err != nil:
 		sb.teardown()
 		return nil, &ExecError{Path: cmd.Path, Err: f.err}
 	}
@@ -363,12 +432,30 @@ func (sb *Sandbox) Kill() {
 	}
 }
 
-// Wait waits for the command to exit, then makes sure nothing of the
-// sandbox is left: every remaining process is killed and reaped, the
-// supervisor stopped, every descriptor closed.
+// Wait waits for the command to exit and makes sure no process of the
+// sandbox is left: every remaining one is killed and reaped before Wait
+// returns. The supervisor's threads and descriptors are released in the
+// background; Close waits for that.
 func (sb *Sandbox) Wait() (*Result, error) {
-	sb.waitOnce.Do(func() { sb.result, sb.waitErr = sb.wait() })
+	sb.waitOnce.Do(func() {
+		sb.result, sb.waitErr = sb.wait()
+		if !sb.opts.ExitAfterWait {
+			go sb.cleanup()
+		}
+	})
 	return sb.result, sb.waitErr
+}
+
+// Close waits for the command (see Wait) and for every resource of the
+// sandbox — supervisor goroutines and threads, descriptors, the watchdog —
+// to be released.
+func (sb *Sandbox) Close() error {
+	_, err := sb.Wait()
+	if sb.opts.ExitAfterWait {
+		sb.cleanupOnce.Do(sb.cleanup)
+	}
+	<-sb.cleaned
+	return err
 }
 
 func (sb *Sandbox) wait() (*Result, error) {
@@ -396,8 +483,11 @@ func (sb *Sandbox) wait() (*Result, error) {
 	if sb.sup != nil {
 		sb.sup.ReleaseRoot()
 	}
-	sb.teardown()
-	if sb.sup != nil {
+	sb.reapAll()
+	if sb.dog != nil {
+		sb.dog.clean() // nothing is left for it to kill
+	}
+	if sb.sup != nil && sb.opts.Stats {
 		r := sb.sup.Report()
 		res.Stats = &r
 	}
@@ -410,44 +500,33 @@ func (sb *Sandbox) wait() (*Result, error) {
 	return res, nil
 }
 
+// cleanup releases what the sandbox held once its processes are gone.
+func (sb *Sandbox) cleanup() {
+	sb.teardown()
+	close(sb.cleaned)
+}
+
 // teardown kills and reaps whatever remains, stops the supervisor and ends
 // the spawn thread.
 func (sb *Sandbox) teardown() {
 	sb.reapAll()
-	if sb.sup != nil {
-		sb.sup.Stop(sb.ringDoorbell)
-	}
-	sb.threadMu.Lock()
-	select {
-	case <-sb.done:
-	default:
+	sb.stopOnce.Do(func() {
+		if sb.sup != nil {
+			sb.sup.BeginStop()
+		}
 		close(sb.done)
-		close(sb.thread)
-	}
-	sb.threadMu.Unlock()
+		<-sb.threadDone
+		if sb.sup != nil {
+			sb.sup.Stop()
+		}
+	})
 	if sb.dog != nil {
 		sb.dog.release()
+		sb.dog = nil
 	}
 	if sb.pidfd >= 0 {
 		unix.Close(sb.pidfd)
 		sb.pidfd = -1
-	}
-}
-
-// ringDoorbell asks the spawn thread to issue one notified syscall, waking
-// a receiving worker so it sees the supervisor is stopping. It does not
-// wait: the ring is answered by a worker, or by the listener's close.
-func (sb *Sandbox) ringDoorbell() {
-	sb.threadMu.Lock()
-	defer sb.threadMu.Unlock()
-	select {
-	case <-sb.done:
-		return
-	default:
-	}
-	select {
-	case sb.thread <- struct{}{}:
-	default:
 	}
 }
 
@@ -456,6 +535,11 @@ func (sb *Sandbox) ringDoorbell() {
 // groups and pidfds, and as they die their children become sandlock's
 // (it is their subreaper), which are killed and reaped in turn.
 func (sb *Sandbox) reapAll() {
+	if sb.pid > 0 && sb.sup != nil && !sb.sup.Forked() {
+		// The first process never created another, and it is reaped:
+		// nothing is left (threads die with their process).
+		return
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for round := 0; ; round++ {
 		if sb.pid > 0 {
@@ -463,6 +547,9 @@ func (sb *Sandbox) reapAll() {
 		}
 		if sb.sup != nil {
 			sb.sup.Signal(unix.SIGKILL)
+		}
+		if sb.sup != nil {
+			sb.sup.Reap()
 		}
 		if sb.sup != nil {
 			sb.sup.Reap()
@@ -553,7 +640,9 @@ func Run(p *policy.Policy, cmd Command, opts *Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	return sb.Wait()
+	res, err := sb.Wait()
+	sb.Close()
+	return res, err
 }
 
 func protections(names []string) []confine.Protection {

@@ -79,15 +79,20 @@ func (d *watchdog) add(g int) {
 	d.w.Write([]byte(strconv.Itoa(g) + "\n"))
 }
 
-// release ends the watchdog without it killing anything.
-func (d *watchdog) release() {
+// clean tells the watchdog to exit without killing anything.
+func (d *watchdog) clean() {
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	if d.w != nil {
 		d.w.Write([]byte("clean\n"))
 		d.w.Close()
 		d.w = nil
 	}
-	d.mu.Unlock()
+}
+
+// release ends the watchdog without it killing anything and reaps it.
+func (d *watchdog) release() {
+	d.clean()
 	var ws unix.WaitStatus
 	unix.Wait4(d.pid, &ws, 0, nil)
 }

@@ -19,6 +19,14 @@ func (w *worker) procOf(tid int32) *proc {
 // is still in flight, or a new thread of a known process.
 func (w *worker) discover(tid int32) *proc {
 	s := w.s
+	if s.root.Load() == 0 && s.self.nmarkers.Load() > 0 {
+		// The first process, between its fork and its exec (the spawn
+		// thread's fork is still in flight and nothing else exists yet):
+		// no need to ask /proc who it is.
+		if p := w.register(tid, s.selfPid, s.self, s.spawnTID); p != nil {
+			return p
+		}
+	}
 	text, err := w.readProc(tid, 0, "status")
 	if err != nil {
 		return nil
@@ -98,9 +106,10 @@ func (w *worker) register(pid, ppid int32, parent *proc, markerTid int32) *proc 
 	} else if mem > 0 {
 		s.mem.Release(w.shard, mem)
 	}
-	if err := s.loop.Watch(fd, uint64(r)); err != nil {
-		// Without a watch the exit is still found by the slow path.
-		_ = err
+	if !p.has(stRoot) {
+		// The first process is waited for by the sandbox itself. Without
+		// a watch, an exit is still found by the slow path.
+		s.watch(fd, r)
 	}
 	return p
 }
@@ -505,7 +514,7 @@ func (s *Supervisor) RegisterRoot(pid int) {
 	w := s.newWorker(s.shards - 1)
 	p := s.arena.resolve(s.pids.load(int32(pid)))
 	if p == nil || !p.has(stLive) {
-		p = w.register(int32(pid), s.selfPid, s.self, s.cfg.SpawnTID)
+		p = w.register(int32(pid), s.selfPid, s.self, s.spawnTID)
 	}
 	if p != nil {
 		p.setState(stRoot)

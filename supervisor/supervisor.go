@@ -60,13 +60,8 @@ type Events struct {
 
 // Config configures a Supervisor.
 type Config struct {
-	// Listener is the seccomp user-notification fd; the supervisor owns it.
-	Listener int
 	// Arch is the syscall ABI of the sandbox.
 	Arch *bpfprog.Arch
-	// SpawnTID is the confined thread that forks the sandbox's first
-	// process; its notifications are sandlock's own.
-	SpawnTID int32
 	// MaxProcesses is the process limit; 0 is unlimited.
 	MaxProcesses int64
 	// MaxMemory is the memory limit in bytes; 0 is unlimited.
@@ -96,6 +91,7 @@ type Supervisor struct {
 	cfg      Config
 	selfPid  int32
 	listener int
+	spawnTID int32 // the confined thread that forks the first process
 	handlers []handlerFn
 	isFork   []bool
 
@@ -107,6 +103,8 @@ type Supervisor struct {
 	procs *accounting.Limiter
 	mem   *accounting.Limiter
 
+	ringMu sync.Mutex
+	ringOK atomic.Bool
 	ring   *ring.Ring
 	loop   *pidwatch.Loop
 	reaper *worker
@@ -116,6 +114,8 @@ type Supervisor struct {
 	idle       atomic.Int32
 	nextID     atomic.Int32
 	stopping   atomic.Bool
+	stopped    atomic.Bool
+	ready      chan struct{} // closed by Start: the listener is known
 	workerWG   sync.WaitGroup
 	stopResync chan struct{}
 
@@ -132,13 +132,15 @@ type Supervisor struct {
 	groups   map[int]bool
 
 	uts      unix.Utsname
+	hostMu   sync.Mutex
 	hostFD   int
 	hostName []byte
 
 	stats *Stats
 }
 
-// New prepares a supervisor; Start begins serving.
+// New prepares a supervisor (it may run while the spawn thread is being
+// confined); Start begins serving.
 func New(cfg Config) (*Supervisor, error) {
 	if cfg.Arch == nil {
 		return nil, errors.New("supervisor: no architecture")
@@ -150,8 +152,8 @@ func New(cfg Config) (*Supervisor, error) {
 		cfg.MemoryResync = 100 * time.Millisecond
 	}
 	s := &Supervisor{
-		cfg: cfg, listener: cfg.Listener, selfPid: int32(unix.Getpid()),
-		hostFD: -1, groups: map[int]bool{}, stopResync: make(chan struct{}),
+		cfg: cfg, listener: -1, selfPid: int32(unix.Getpid()),
+		hostFD: -1, groups: map[int]bool{}, stopResync: make(chan struct{}), ready: make(chan struct{}),
 	}
 	// One shard per worker we start with plus one for the exit reaper.
 	s.shards = cfg.Workers + 1
@@ -161,7 +163,7 @@ func New(cfg Config) (*Supervisor, error) {
 	if cfg.MaxMemory > 0 {
 		s.mem = accounting.New(cfg.MaxMemory, s.shards, 0)
 	}
-	s.arena.reserve(int(min(max(2*cfg.MaxProcesses+64, 256), 1<<16)))
+	s.arena.reserve(64) // grows (off the hot path) as processes appear
 	s.handlers = make([]handlerFn, cfg.Arch.MaxNr()+1)
 	s.isFork = make([]bool, cfg.Arch.MaxNr()+1)
 	s.install()
@@ -173,14 +175,18 @@ func New(cfg Config) (*Supervisor, error) {
 			return nil, err
 		}
 	}
-	r, err := ring.New(ring.Options{Entries: 256})
-	if err != nil {
-		s.closeHostname()
-		return nil, fmt.Errorf("supervisor: %w", err)
-	}
-	s.ring = r
 	s.reaper = s.newWorker(cfg.Workers) // the last shard
-	s.loop = pidwatch.New(r, 128, s.onExits, s.onRing)
+	if cfg.UseRing {
+		if err := s.ensureRing(); err != nil {
+			s.closeHostname()
+			return nil, err
+		}
+	} else {
+		// Their threads start now; they wait for Start's listener.
+		for i := 0; i < cfg.Workers; i++ {
+			s.startWorker()
+		}
+	}
 	// sandlock's own record: its spawn thread's fork of the first process
 	// is counted like any other, on a marker of this record.
 	s.self = s.arena.alloc()
@@ -219,9 +225,41 @@ func (s *Supervisor) install() {
 	s.on("ioctl", (*worker).doorbell)
 }
 
-// Start begins serving notifications and watching exits.
-func (s *Supervisor) Start() error {
+// ensureRing creates the io_uring and starts reaping it, once. A sandbox of
+// one process never needs it: sandlock waits for its first process itself.
+func (s *Supervisor) ensureRing() error {
+	if s.ringOK.Load() {
+		return nil
+	}
+	s.ringMu.Lock()
+	defer s.ringMu.Unlock()
+	if s.ringOK.Load() {
+		return nil
+	}
+	r, err := ring.New(ring.Options{Entries: 256})
+	if err != nil {
+		return fmt.Errorf("supervisor: %w", err)
+	}
+	s.ring = r
+	s.loop = pidwatch.New(r, 128, s.onExits, s.onRing)
 	s.loop.Start()
+	s.ringOK.Store(true)
+	return nil
+}
+
+// watch arms the exit watch of a registered process.
+func (s *Supervisor) watch(fd int, r ref) error {
+	if err := s.ensureRing(); err != nil {
+		return err
+	}
+	return s.loop.Watch(fd, uint64(r))
+}
+
+// Start begins serving listener, the seccomp user-notification fd (the
+// supervisor owns it from now on); spawnTID is the confined thread that
+// forks the sandbox's first process: its notifications are sandlock's own.
+func (s *Supervisor) Start(listener int, spawnTID int32) error {
+	s.listener, s.spawnTID = listener, spawnTID
 	if s.cfg.UseRing {
 		if err := s.ring.PollAdd(s.listener, unix.POLLIN, true, pidwatch.Tag(pidwatch.KindOther, 0)); err != nil {
 			return fmt.Errorf("supervisor: poll listener: %w", err)
@@ -229,11 +267,8 @@ func (s *Supervisor) Start() error {
 		if err := s.ring.Submit(); err != nil {
 			return fmt.Errorf("supervisor: %w", err)
 		}
-	} else {
-		for i := 0; i < s.cfg.Workers; i++ {
-			s.startWorker()
-		}
 	}
+	close(s.ready)
 	if s.mem != nil {
 		go s.resyncLoop()
 	}
@@ -246,31 +281,48 @@ func (s *Supervisor) live(r ref) bool {
 	return p != nil && p.has(stLive) && !p.has(stGone)
 }
 
-// Stop ends the workers and the exit reaper and closes the listener. wake
-// must make one receiving worker return from NOTIF_RECV without blocking
-// the caller: the sandbox's spawn thread rings the Doorbell (a notified
-// syscall). nil when no worker can be blocked any more.
-func (s *Supervisor) Stop(wake func()) {
-	if !s.stopping.CompareAndSwap(false, true) {
+// BeginStop makes every worker exit after its next notification; the owner
+// then wakes each one with a Doorbell from the spawn thread (while
+// Receivers() > 0) and calls Stop.
+func (s *Supervisor) BeginStop() {
+	s.stopping.Store(true)
+}
+
+// Receivers returns the number of workers still running.
+func (s *Supervisor) Receivers() int {
+	if s.cfg.UseRing {
+		return 0
+	}
+	return int(s.nworkers.Load())
+}
+
+// Stop waits for the workers (see BeginStop), stops the exit reaper and
+// closes the listener and every descriptor the supervisor holds.
+func (s *Supervisor) Stop() {
+	if !s.stopped.CompareAndSwap(false, true) {
 		return
+	}
+	s.stopping.Store(true)
+	select {
+	case <-s.ready:
+	default:
+		close(s.ready) // never started: workers see no listener and leave
 	}
 	if s.mem != nil {
 		close(s.stopResync)
 	}
-	if !s.cfg.UseRing && wake != nil {
-		for n := s.nworkers.Load(); n > 0; n = s.nworkers.Load() {
-			wake()
-			for i := 0; i < 50 && s.nworkers.Load() == n; i++ {
-				time.Sleep(100 * time.Microsecond)
-			}
-		}
-	}
 	s.workerWG.Wait()
-	s.loop.Stop()
-	s.ring.Close()
+	s.ringMu.Lock()
+	if s.ringOK.Load() {
+		s.loop.Stop()
+		s.ring.Close()
+	}
+	s.ringMu.Unlock()
 	// With no receiver left, closing the listener answers any doorbell
 	// still queued (with ENOSYS), so the spawn thread cannot stay stuck.
-	unix.Close(s.listener)
+	if s.listener >= 0 {
+		unix.Close(s.listener)
+	}
 	s.closeHostname()
 	// Close what the records still hold.
 	for i := uint32(0); i < s.arena.n.Load(); i++ {
@@ -336,9 +388,13 @@ func (w *worker) spare() {
 func (w *worker) run() {
 	s := w.s
 	defer s.workerWG.Done()
-	defer s.nworkers.Add(-1)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	<-s.ready
+	if s.listener < 0 {
+		s.nworkers.Add(-1)
+		return
+	}
 	for {
 		w.n = sys.SeccompNotif{}
 		s.idle.Add(1)
@@ -350,14 +406,16 @@ func (w *worker) run() {
 			if err == unix.EINTR || err == unix.ENOENT {
 				continue
 			}
+			s.nworkers.Add(-1)
 			return
 		}
 		if w.handle() {
-			return
+			return // handle already counted this worker out
 		}
 		// Retire surplus workers started by spare(); during Stop only the
 		// doorbell ends a worker, so every ring finds a receiver.
 		if !s.stopping.Load() && int(s.idle.Load()) >= s.cfg.Workers && s.nworkers.Load() > int32(s.cfg.Workers) {
+			s.nworkers.Add(-1)
 			return
 		}
 	}
@@ -416,14 +474,17 @@ func (w *worker) handle() (exit bool) {
 		h = s.handlers[nr]
 	}
 	switch {
-	case tid == s.cfg.SpawnTID:
+	case tid == s.spawnTID:
 		// sandlock's own thread: count the fork of the first process; ring
 		// the doorbell; let everything else through.
 		switch {
 		case s.isFork[nr]:
 			w.fork(s.self)
-		case h != nil && nr == s.ioctlNr() && uint32(n.Data.Args[1]) == Doorbell:
-			exit = s.stopping.Load()
+		case h != nil && nr == s.ioctlNr() && uint32(n.Data.Args[1]) == Doorbell && s.stopping.Load():
+			// Count this worker out before the reply wakes the spawn thread,
+			// which rings again while Receivers() > 0.
+			exit = true
+			s.nworkers.Add(-1)
 		}
 	case h == nil:
 	default:
@@ -477,6 +538,9 @@ func (w *worker) settle(p *proc, tid int32) {
 	}
 	p.clearPending(tid)
 }
+
+// Forked reports whether any sandboxed process has created another.
+func (s *Supervisor) Forked() bool { return s.firstForkDone.Load() }
 
 // Root returns the pid of the sandbox's first process once registered.
 func (s *Supervisor) Root() int {

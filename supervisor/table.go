@@ -15,11 +15,11 @@ func (r ref) idx() uint32       { return uint32(r) - 1 }
 func (r ref) gen() uint32       { return uint32(r >> 32) }
 
 const (
-	pidChunkBits = 10
+	pidChunkBits = 12
 	pidChunk     = 1 << pidChunkBits
 	pidLimit     = 1 << 22 // PID_MAX_LIMIT on 64-bit kernels
-	arenaChunk   = 256
-	arenaChunks  = 1 << 12
+	arenaChunk   = 64
+	arenaChunks  = 1 << 14
 )
 
 // pidTable maps a pid or tid to the ref of its process: a two-level array

@@ -14,29 +14,41 @@ import (
 
 const etcHostname = "/etc/hostname"
 
-// prepareHostname builds what uname answers and the file /etc/hostname
-// shows inside the sandbox.
+// prepareHostname builds what uname answers inside the sandbox; the file
+// /etc/hostname shows is made on first use (hostFile).
 func (s *Supervisor) prepareHostname(name string) error {
 	if err := unix.Uname(&s.uts); err != nil {
 		return fmt.Errorf("uname: %w", err)
 	}
 	s.uts.Nodename = [65]byte{}
 	copy(s.uts.Nodename[:64], name)
-	fd, err := unix.MemfdCreate("hostname", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
-	if err != nil {
-		return fmt.Errorf("memfd_create: %w", err)
-	}
-	if _, err := unix.Write(fd, []byte(name+"\n")); err != nil {
-		unix.Close(fd)
-		return fmt.Errorf("write hostname memfd: %w", err)
-	}
-	unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, unix.F_SEAL_WRITE|unix.F_SEAL_GROW|unix.F_SEAL_SHRINK|unix.F_SEAL_SEAL)
-	s.hostFD = fd
 	s.hostName = []byte(name)
 	return nil
 }
 
+// hostFile returns a sealed memfd holding the hostname and a newline.
+func (s *Supervisor) hostFile() (int, error) {
+	s.hostMu.Lock()
+	defer s.hostMu.Unlock()
+	if s.hostFD >= 0 {
+		return s.hostFD, nil
+	}
+	fd, err := unix.MemfdCreate("hostname", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return -1, fmt.Errorf("memfd_create: %w", err)
+	}
+	if _, err := unix.Write(fd, append(append([]byte{}, s.hostName...), '\n')); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("write hostname memfd: %w", err)
+	}
+	unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, unix.F_SEAL_WRITE|unix.F_SEAL_GROW|unix.F_SEAL_SHRINK|unix.F_SEAL_SEAL)
+	s.hostFD = fd
+	return fd, nil
+}
+
 func (s *Supervisor) closeHostname() {
+	s.hostMu.Lock()
+	defer s.hostMu.Unlock()
 	if s.hostFD >= 0 {
 		unix.Close(s.hostFD)
 		s.hostFD = -1
@@ -46,7 +58,7 @@ func (s *Supervisor) closeHostname() {
 // uname answers on the process's behalf with the sandbox's name as
 // nodename.
 func (w *worker) uname(p *proc) {
-	if w.s.hostFD < 0 {
+	if w.s.hostName == nil {
 		return
 	}
 	b := (*[unsafe.Sizeof(unix.Utsname{})]byte)(unsafe.Pointer(&w.s.uts))
@@ -64,7 +76,7 @@ func (w *worker) uname(p *proc) {
 // read can at worst open the real file, which Landlock governs.
 func (w *worker) open(p *proc) {
 	s := w.s
-	if s.hostFD < 0 {
+	if s.hostName == nil {
 		return
 	}
 	a := &w.n.Data.Args
@@ -100,7 +112,11 @@ func (w *worker) open(p *proc) {
 	if path.Clean(target) != etcHostname || !sys.NotifIDValid(s.listener, w.n.ID) {
 		return
 	}
-	src, err := unix.Open("/proc/self/fd/"+strconv.Itoa(s.hostFD), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	hfd, err := s.hostFile()
+	if err != nil {
+		return
+	}
+	src, err := unix.Open("/proc/self/fd/"+strconv.Itoa(hfd), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return
 	}

@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
+
+	"github.com/sandlock/sandlock/sandbox"
 )
 
 // Exit codes (CLI.md).
@@ -18,6 +21,11 @@ const (
 )
 
 func main() {
+	// Supervisor workers wait for notifications inside a syscall, holding
+	// their scheduler slot (P) until the runtime takes it back (20µs to
+	// 10ms later). Extra Ps keep the other goroutines of a launch from
+	// waiting for that.
+	runtime.GOMAXPROCS(max(4, 2*runtime.NumCPU()))
 	os.Exit(Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
@@ -29,6 +37,7 @@ func Main(args []string, stdin *os.File, stdout, stderr *os.File) int {
 	}
 	switch args[0] {
 	case "run":
+		sandbox.Prepare() // the spawn thread starts while flags are parsed
 		return cmdRun(args[1:], stdin, stdout, stderr)
 	case "check":
 		return cmdCheck(args[1:], stdout, stderr)

@@ -12,13 +12,14 @@ import (
 
 	"github.com/sandlock/sandlock/policy"
 	"github.com/sandlock/sandlock/sandbox"
-	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 )
 
 // unsupported are the flags of CLI.md whose issues have not landed: they are
 // recognised and refused, never silently ignored. true: the flag takes a
-// value.
+// value. They are not registered with pflag (every flag defined costs time at
+// each launch); an unknown-flag error naming one of them is reported as
+// "not supported yet" instead.
 var unsupported = map[string]bool{
 	"fs-deny": true, "chroot": true, "fs-mount": true, "workdir": true, "fs-storage": true,
 	"max-disk": true, "dry-run": false, "fs-isolation": true,
@@ -30,7 +31,7 @@ var unsupported = map[string]bool{
 	"deterministic-dirs": false, "no-coredump": false, "uid": true, "user": true, "gpu": true, "image": true,
 }
 
-var unsupportedShort = map[string]string{"profile": "p"}
+var unsupportedShort = map[string]byte{"profile": 'p'}
 
 const runUsage = `Usage: sandlock run [flags] -- CMD [ARGS...]
 
@@ -77,61 +78,68 @@ type runFlags struct {
 }
 
 func cmdRun(args []string, stdin, stdout, stderr *os.File) int {
-	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.SetInterspersed(false)
 	var f runFlags
-	fs.StringArrayVarP(&f.read, "fs-read", "r", nil, "")
-	fs.StringArrayVarP(&f.write, "fs-write", "w", nil, "")
-	fs.StringVar(&f.cwd, "cwd", "", "")
-	fs.StringVarP(&f.memory, "max-memory", "m", "", "")
-	fs.StringVarP(&f.procs, "max-processes", "P", "", "")
-	fs.StringVar(&f.openFiles, "max-open-files", "", "")
-	fs.StringVarP(&f.cpu, "cpu", "c", "", "")
-	fs.StringVar(&f.cpuCores, "cpu-cores", "", "")
-	fs.StringVar(&f.numCPUs, "num-cpus", "", "")
-	fs.StringVarP(&f.timeout, "timeout", "t", "", "")
-	fs.BoolVar(&f.cleanEnv, "clean-env", false, "")
-	fs.StringArrayVar(&f.env, "env", nil, "")
-	fs.StringVar(&f.name, "name", "", "")
-	fs.StringVarP(&f.execShell, "exec-shell", "e", "", "")
-	fs.BoolVarP(&f.interactive, "interactive", "i", false, "")
-	fs.StringVar(&f.statusFD, "status-fd", "", "")
-	fs.BoolVar(&f.noSupervisor, "no-supervisor", false, "")
-	fs.StringArrayVar(&f.denySys, "extra-deny-syscall", nil, "")
-	fs.StringArrayVar(&f.allowSys, "extra-allow-syscall", nil, "")
-	fs.StringArrayVar(&f.degraded, "allow-degraded", nil, "")
-	fs.StringArrayVar(&f.disable, "disable", nil, "")
-	fs.StringVar(&f.stats, "stats", "", "")
-	fs.BoolVarP(&f.help, "help", "h", false, "")
-	unsup := map[string]*string{}
-	for name, takesValue := range unsupported {
-		if takesValue {
-			unsup[name] = fs.StringP(name, unsupportedShort[name], "", "")
-		} else {
-			fs.Bool(name, false, "")
-		}
+	str := func(dst *string) func(string) { return func(v string) { *dst = v } }
+	list := func(dst *[]string) func(string) { return func(v string) { *dst = append(*dst, v) } }
+	boolean := func(dst *bool) func(string) { return func(string) { *dst = true } }
+	var unsupportedGiven string
+	specs := []flagSpec{
+		{"fs-read", 'r', listFlag, list(&f.read)},
+		{"fs-write", 'w', listFlag, list(&f.write)},
+		{"cwd", 0, valueFlag, str(&f.cwd)},
+		{"max-memory", 'm', valueFlag, str(&f.memory)},
+		{"max-processes", 'P', valueFlag, str(&f.procs)},
+		{"max-open-files", 0, valueFlag, str(&f.openFiles)},
+		{"cpu", 'c', valueFlag, str(&f.cpu)},
+		{"cpu-cores", 0, valueFlag, str(&f.cpuCores)},
+		{"num-cpus", 0, valueFlag, str(&f.numCPUs)},
+		{"timeout", 't', valueFlag, str(&f.timeout)},
+		{"clean-env", 0, boolFlag, boolean(&f.cleanEnv)},
+		{"env", 0, listFlag, list(&f.env)},
+		{"name", 0, valueFlag, str(&f.name)},
+		{"exec-shell", 'e', valueFlag, str(&f.execShell)},
+		{"interactive", 'i', boolFlag, boolean(&f.interactive)},
+		{"status-fd", 0, valueFlag, str(&f.statusFD)},
+		{"no-supervisor", 0, boolFlag, boolean(&f.noSupervisor)},
+		{"extra-deny-syscall", 0, listFlag, list(&f.denySys)},
+		{"extra-allow-syscall", 0, listFlag, list(&f.allowSys)},
+		{"allow-degraded", 0, listFlag, list(&f.degraded)},
+		{"disable", 0, listFlag, list(&f.disable)},
+		{"stats", 0, valueFlag, str(&f.stats)},
+		{"help", 'h', boolFlag, boolean(&f.help)},
 	}
-	if err := fs.Parse(args); err != nil {
-		return errorf(stderr, exitUsage, "%s (see sandlock run --help)", pflagError(err))
+	for name, takesValue := range unsupported {
+		kind := boolFlag
+		if takesValue {
+			kind = valueFlag
+		}
+		n := name
+		specs = append(specs, flagSpec{name, unsupportedShort[name], kind, func(string) {
+			if unsupportedGiven == "" {
+				unsupportedGiven = n
+			}
+		}})
+	}
+	cmdArgs, given, err := parseFlags(specs, args)
+	if unsupportedGiven != "" {
+		return errorf(stderr, exitSandlock, "--%s: not supported yet", unsupportedGiven)
+	}
+	if err != nil {
+		return errorf(stderr, exitUsage, "%v (see sandlock run --help)", err)
 	}
 	if f.help {
 		fmt.Fprint(stdout, runUsage)
 		return 0
 	}
-	for name := range unsupported {
-		if fs.Changed(name) {
-			return errorf(stderr, exitSandlock, "--%s: not supported yet", name)
-		}
-	}
-	p, code := buildPolicy(fs, &f, stderr)
+	p, code := buildPolicy(given, &f, stderr)
 	if code != 0 {
 		return code
 	}
-	cmdArgs := fs.Args()
 	switch {
 	case f.execShell != "" && len(cmdArgs) > 0:
 		return errorf(stderr, exitUsage, "--exec-shell: cannot be combined with a command")
+	case given["exec-shell"] && f.execShell == "":
+		return errorf(stderr, exitSandlock, "--exec-shell: \"\": empty command")
 	case f.execShell != "":
 		cmdArgs = []string{"/bin/sh", "-c", f.execShell}
 	case len(cmdArgs) == 0:
@@ -151,32 +159,9 @@ func cmdRun(args []string, stdin, stdout, stderr *os.File) int {
 	return runSandbox(p, cmdArgs, &f, status, stdin, stdout, stderr)
 }
 
-// pflagError turns pflag's messages into "<flag>: <why>".
-func pflagError(err error) string {
-	s := err.Error()
-	switch {
-	case strings.HasPrefix(s, "unknown flag: "):
-		return strings.TrimPrefix(s, "unknown flag: ") + ": unknown flag"
-	case strings.HasPrefix(s, "unknown shorthand flag: "):
-		// unknown shorthand flag: 'x' in -x
-		if i := strings.LastIndex(s, " in "); i >= 0 {
-			return s[i+4:] + ": unknown flag"
-		}
-	case strings.HasPrefix(s, "flag needs an argument: "):
-		rest := strings.TrimPrefix(s, "flag needs an argument: ")
-		if i := strings.LastIndex(rest, " in "); i >= 0 {
-			rest = rest[i+4:]
-		}
-		return strings.Trim(rest, "'") + ": needs a value"
-	case strings.Contains(s, "bad flag syntax"):
-		return strings.TrimPrefix(s, "bad flag syntax: ") + ": bad flag syntax"
-	}
-	return s
-}
-
 // buildPolicy validates every flag value into a policy. On error it prints
 // the one-line message and returns the exit code.
-func buildPolicy(fs *pflag.FlagSet, f *runFlags, stderr io.Writer) (*policy.Policy, int) {
+func buildPolicy(given map[string]bool, f *runFlags, stderr io.Writer) (*policy.Policy, int) {
 	p := &policy.Policy{
 		FSRead: f.read, FSWrite: f.write, Cwd: f.cwd, Name: f.name,
 		ExtraDenySyscalls: f.denySys, ExtraAllowSyscalls: f.allowSys,
@@ -187,22 +172,22 @@ func buildPolicy(fs *pflag.FlagSet, f *runFlags, stderr io.Writer) (*policy.Poli
 		return nil, errorf(stderr, exitSandlock, "%s: %s: %v", flag, value, err)
 	}
 	var err error
-	if fs.Changed("max-memory") {
+	if given["max-memory"] {
 		if p.MaxMemory, err = policy.ParseSize(f.memory); err != nil {
 			return fail("--max-memory", f.memory, err)
 		}
 	}
-	if fs.Changed("max-processes") {
+	if given["max-processes"] {
 		if p.MaxProcesses, err = policy.ParsePositiveInt(f.procs); err != nil {
 			return fail("--max-processes", f.procs, err)
 		}
 	}
-	if fs.Changed("max-open-files") {
+	if given["max-open-files"] {
 		if p.MaxOpenFiles, err = policy.ParsePositiveInt(f.openFiles); err != nil {
 			return fail("--max-open-files", f.openFiles, err)
 		}
 	}
-	if fs.Changed("cpu") {
+	if given["cpu"] {
 		v, err := policy.ParsePositiveInt(f.cpu)
 		if err == nil && v > 100 {
 			err = errors.New("must be between 1 and 100")
@@ -212,22 +197,22 @@ func buildPolicy(fs *pflag.FlagSet, f *runFlags, stderr io.Writer) (*policy.Poli
 		}
 		p.CPUPercent = v
 	}
-	if fs.Changed("cpu-cores") {
+	if given["cpu-cores"] {
 		if p.CPUCores, err = policy.ParseCPUList(f.cpuCores); err != nil {
 			return fail("--cpu-cores", f.cpuCores, err)
 		}
 	}
-	if fs.Changed("num-cpus") {
+	if given["num-cpus"] {
 		if p.NumCPUs, err = policy.ParsePositiveInt(f.numCPUs); err != nil {
 			return fail("--num-cpus", f.numCPUs, err)
 		}
 	}
-	if fs.Changed("timeout") {
+	if given["timeout"] {
 		if p.Timeout, err = policy.ParseTimeout(f.timeout); err != nil {
 			return fail("--timeout", f.timeout, err)
 		}
 	}
-	if fs.Changed("name") && f.name == "" {
+	if given["name"] && f.name == "" {
 		return fail("--name", `""`, errors.New("empty name"))
 	}
 	env := os.Environ()
@@ -277,7 +262,8 @@ func setEnv(env []string, key, kv string) []string {
 
 func runSandbox(p *policy.Policy, argv []string, f *runFlags, status, stdin, stdout, stderr *os.File) int {
 	opts := &sandbox.Options{
-		Stats: f.stats != "",
+		Stats:         f.stats != "",
+		ExitAfterWait: true,
 		Events: func(e sandbox.Event) {
 			if e.MemoryKill != nil {
 				fmt.Fprintf(stderr, "sandlock: %s\n", e.MemoryKill)
@@ -287,27 +273,35 @@ func runSandbox(p *policy.Policy, argv []string, f *runFlags, status, stdin, std
 	if v := os.Getenv("SANDLOCK_SUPERVISOR"); v == "ring" {
 		opts.UseRing = true
 	}
+	// Signal forwarding is set up on another goroutine, off the launch's
+	// critical path (os/signal's first Notify costs a fraction of a
+	// millisecond); signals that arrive before the sandbox exists are
+	// forwarded once it does.
 	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
-	if p.Interactive {
-		signal.Ignore(syscall.SIGTTOU, syscall.SIGTTIN)
-	}
+	started := make(chan *sandbox.Sandbox, 1)
+	go func() {
+		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+		if p.Interactive {
+			signal.Ignore(syscall.SIGTTOU, syscall.SIGTTIN)
+		}
+		sb := <-started
+		if sb == nil {
+			return
+		}
+		for s := range sigs {
+			sb.Signal(s.(syscall.Signal))
+		}
+	}()
 	sb, err := sandbox.Start(p, sandbox.Command{Path: argv[0], Args: argv, Stdin: stdin, Stdout: stdout, Stderr: stderr}, opts)
+	started <- sb
 	if err != nil {
-		signal.Stop(sigs)
 		var ee *sandbox.ExecError
 		if errors.As(err, &ee) {
 			return errorf(stderr, ee.ExitCode(), "%v", ee)
 		}
 		return errorf(stderr, exitSandlock, "%v", err)
 	}
-	go func() {
-		for s := range sigs {
-			sb.Signal(s.(syscall.Signal))
-		}
-	}()
 	res, err := sb.Wait()
-	signal.Stop(sigs)
 	if p.Interactive && isTerminal(stdin) {
 		unix.IoctlSetPointerInt(int(stdin.Fd()), unix.TIOCSPGRP, unix.Getpgrp())
 	}

@@ -11,16 +11,32 @@ import (
 
 func closeFD(fd int) { unix.Close(fd) }
 
+// PrepareThread does the part of the confinement that does not depend on
+// the policy: it empties every capability set when the process has any (a
+// root sandlock) and sets no_new_privs, on the calling thread only. It may
+// run ahead of ConfineThread, while the policy is still being parsed. The
+// caller must hold the thread (runtime.LockOSThread) and never release it.
+func PrepareThread() error {
+	if sys.HasAnyCap() {
+		if err := sys.DropAllCapsThread(sys.LastCap()); err != nil {
+			return fmt.Errorf("drop capabilities: %w", err)
+		}
+	}
+	if _, _, e := unix.RawSyscall6(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0); e != 0 {
+		return fmt.Errorf("prctl(PR_SET_NO_NEW_PRIVS): %w", e)
+	}
+	return nil
+}
+
 // ThreadSpec is what ConfineThread applies.
 type ThreadSpec struct {
-	// DropCaps empties every capability set (for a root sandlock).
-	DropCaps bool
-	// LastCap is the highest capability number (sys.LastCap()).
-	LastCap int
+	// Prepared says PrepareThread already ran on this thread.
+	Prepared bool
 	// Ruleset is the Landlock ruleset to enforce; nil enforces none.
 	Ruleset *Ruleset
-	// Filter is the seccomp program.
-	Filter []unix.SockFilter
+	// Filters are the seccomp programs, installed in order; the first gets
+	// the user-notification listener when Listener is set.
+	Filters [][]unix.SockFilter
 	// Listener asks for a user-notification listener fd.
 	Listener bool
 }
@@ -32,8 +48,8 @@ type Features struct {
 }
 
 // ConfineThread applies spec to the calling OS thread, in this order:
-// capabilities, no_new_privs, Landlock, seccomp. It returns the listener fd
-// (or -1) and the features in use.
+// capabilities and no_new_privs (PrepareThread, unless done), Landlock,
+// seccomp. It returns the listener fd (or -1) and the features in use.
 //
 // The caller must have locked the goroutine to its thread
 // (runtime.LockOSThread) and must never unlock it: the thread is confined
@@ -42,34 +58,39 @@ type Features struct {
 // (the supervisor) stays unconfined.
 func ConfineThread(spec ThreadSpec) (listener int, feat Features, err error) {
 	listener = -1
-	if spec.DropCaps {
-		if err := sys.DropAllCapsThread(spec.LastCap); err != nil {
-			return -1, feat, fmt.Errorf("drop capabilities: %w", err)
+	if !spec.Prepared {
+		if err := PrepareThread(); err != nil {
+			return -1, feat, err
 		}
-	}
-	if _, _, e := unix.RawSyscall6(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0); e != 0 {
-		return -1, feat, fmt.Errorf("prctl(PR_SET_NO_NEW_PRIVS): %w", e)
 	}
 	if spec.Ruleset != nil && spec.Ruleset.FD >= 0 {
 		if err := ll.LandlockRestrictSelf(spec.Ruleset.FD, spec.Ruleset.Flags); err != nil {
 			return -1, feat, fmt.Errorf("landlock_restrict_self: %w", err)
 		}
 	}
-	if len(spec.Filter) == 0 {
+	if len(spec.Filters) == 0 || len(spec.Filters[0]) == 0 {
 		return -1, feat, errors.New("empty seccomp filter")
 	}
 	var flags uintptr
 	if spec.Listener {
 		flags = sys.FilterFlagNewListener | sys.FilterFlagWaitKillable
 	}
-	fd, err := sys.SeccompSetFilter(flags, spec.Filter)
+	fd, err := sys.SeccompSetFilter(flags, spec.Filters[0])
 	if err == unix.EINVAL && flags&sys.FilterFlagWaitKillable != 0 {
 		// Kernels before 5.19 do not know WAIT_KILLABLE_RECV.
 		flags &^= sys.FilterFlagWaitKillable
-		fd, err = sys.SeccompSetFilter(flags, spec.Filter)
+		fd, err = sys.SeccompSetFilter(flags, spec.Filters[0])
 	}
 	if err != nil {
 		return -1, feat, fmt.Errorf("seccomp(SET_MODE_FILTER): %w", err)
+	}
+	for _, f := range spec.Filters[1:] {
+		if _, err := sys.SeccompSetFilter(0, f); err != nil {
+			if fd >= 0 && spec.Listener {
+				unix.Close(fd)
+			}
+			return -1, feat, fmt.Errorf("seccomp(SET_MODE_FILTER), second filter: %w", err)
+		}
 	}
 	if !spec.Listener {
 		return -1, feat, nil

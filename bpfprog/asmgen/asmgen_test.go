@@ -1,8 +1,9 @@
-package bpfprog
+package asmgen
 
 import (
 	"flag"
 	"fmt"
+	"github.com/sandlock/sandlock/bpfprog"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -19,18 +20,18 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 // policies are the option sets every test runs over.
 var policies = []struct {
 	name string
-	opts Options
+	opts bpfprog.Options
 }{
-	{"supervised", Options{Notify: NotifyProcesses | NotifyMemory | NotifyHostname | NotifySessions, Doorbell: 0x5344_4c4b}},
-	{"processes", Options{Notify: NotifyProcesses | NotifySessions}},
-	{"kernel_only", Options{}},
-	{"extras", Options{ExtraDeny: []string{"chmod", "fchmodat"}, ExtraAllow: []string{"sysv_ipc"}, AllowInet: true,
-		Notify: NotifyProcesses | NotifyMemory}},
+	{"supervised", bpfprog.Options{Notify: bpfprog.NotifyProcesses | bpfprog.NotifyMemory | bpfprog.NotifyHostname | bpfprog.NotifySessions, Doorbell: 0x5344_4c4b}},
+	{"processes", bpfprog.Options{Notify: bpfprog.NotifyProcesses | bpfprog.NotifySessions}},
+	{"kernel_only", bpfprog.Options{}},
+	{"extras", bpfprog.Options{ExtraDeny: []string{"chmod", "fchmodat"}, ExtraAllow: []string{"sysv_ipc"}, AllowInet: true,
+		Notify: bpfprog.NotifyProcesses | bpfprog.NotifyMemory}},
 }
 
-func build(t testing.TB, arch *Arch, o Options) *Program {
+func build(t testing.TB, arch *bpfprog.Arch, o bpfprog.Options) *Program {
 	t.Helper()
-	p, err := DefaultPolicy(arch, o)
+	p, err := bpfprog.DefaultPolicy(arch, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,11 +43,15 @@ func build(t testing.TB, arch *Arch, o Options) *Program {
 }
 
 func TestGoldenDisassembly(t *testing.T) {
-	for _, arch := range Arches {
+	for _, arch := range bpfprog.Arches {
 		for _, pc := range policies {
 			t.Run(arch.Name+"/"+pc.name, func(t *testing.T) {
 				prog := build(t, arch, pc.opts)
-				got := fmt.Sprintf("%v", prog.Insns)
+				insns, err := Generate(prog.Policy)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := fmt.Sprintf("%v", insns)
 				path := filepath.Join("testdata", arch.Name+"_"+pc.name+".golden")
 				if *update {
 					if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
@@ -66,11 +71,11 @@ func TestGoldenDisassembly(t *testing.T) {
 }
 
 // interesting returns argument values that sit on the edges of r's conditions.
-func interesting(r Rule) []uint64 {
+func interesting(r bpfprog.Rule) []uint64 {
 	vals := []uint64{0, 1, ^uint64(0), 0xffffffff, 1 << 32}
 	for _, cl := range r.Clauses {
 		for _, c := range cl.When {
-			m := c.mask()
+			m := c.EffectiveMask()
 			for _, v := range []uint64{c.Value, m, c.Value | ^m, c.Value ^ 1, m & ^(m - 1), c.Value | 0xdead_0000_0000_0000} {
 				vals = append(vals, v, v&0xffffffff)
 			}
@@ -85,7 +90,7 @@ func interesting(r Rule) []uint64 {
 // argument condition and random arguments; each verdict must be the policy's.
 func TestVMMatchesPolicy(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
-	for _, arch := range Arches {
+	for _, arch := range bpfprog.Arches {
 		for _, pc := range policies {
 			t.Run(arch.Name+"/"+pc.name, func(t *testing.T) {
 				prog := build(t, arch, pc.opts)
@@ -99,12 +104,12 @@ func TestVMMatchesPolicy(t *testing.T) {
 						t.Fatalf("nr %d: %v", nr, err)
 					}
 					want := prog.Policy.Eval(audit, nr, args)
-					if Action(got) != want {
-						t.Fatalf("%s(%#x) arch %#x: filter says %s, policy says %s", arch.SyscallName(int(nr)), args, audit, Action(got), want)
+					if bpfprog.Action(got) != want {
+						t.Fatalf("%s(%#x) arch %#x: filter says %s, policy says %s", arch.SyscallName(int(nr)), args, audit, bpfprog.Action(got), want)
 					}
 					ref, err := runEBPF(prog.Insns, seccompData(audit, nr, args))
-					if err != nil || Action(ref) != want {
-						t.Fatalf("%s(%#x): symbolic program says %s (%v), policy says %s", arch.SyscallName(int(nr)), args, Action(ref), err, want)
+					if err != nil || bpfprog.Action(ref) != want {
+						t.Fatalf("%s(%#x): symbolic program says %s (%v), policy says %s", arch.SyscallName(int(nr)), args, bpfprog.Action(ref), err, want)
 					}
 				}
 				nrs := []uint32{0x40000000, 0x40000000 + 39, 0xffffffff, 0x7fffffff}
@@ -145,9 +150,9 @@ func TestVMMatchesPolicy(t *testing.T) {
 
 // TestIntent spells out, case by case, what the default filter must decide.
 func TestIntent(t *testing.T) {
-	x := X86_64
+	x := bpfprog.X86_64
 	sup := build(t, x, policies[0].opts).Policy
-	kern := build(t, x, Options{}).Policy
+	kern := build(t, x, bpfprog.Options{}).Policy
 	nr := func(name string) uint32 {
 		n, ok := x.Nr(name)
 		if !ok {
@@ -155,14 +160,14 @@ func TestIntent(t *testing.T) {
 		}
 		return uint32(n)
 	}
-	eperm, enosys := Errno(unix.EPERM), Errno(unix.ENOSYS)
+	eperm, enosys := bpfprog.Errno(unix.EPERM), bpfprog.Errno(unix.ENOSYS)
 	cases := []struct {
-		p    *Policy
+		p    *bpfprog.Policy
 		name string
 		args [6]uint64
-		want Action
+		want bpfprog.Action
 	}{
-		{sup, "getpid", [6]uint64{}, ActAllow},
+		{sup, "getpid", [6]uint64{}, bpfprog.ActAllow},
 		{sup, "personality", [6]uint64{0xffffffff}, eperm},
 		{sup, "io_uring_setup", [6]uint64{}, eperm},
 		{sup, "ptrace", [6]uint64{}, eperm},
@@ -171,46 +176,46 @@ func TestIntent(t *testing.T) {
 		{sup, "clone3", [6]uint64{}, enosys},
 		{sup, "clone", [6]uint64{unix.CLONE_NEWUSER}, eperm},
 		{sup, "clone", [6]uint64{unix.CLONE_NEWNET | unix.CLONE_THREAD}, eperm},
-		{sup, "clone", [6]uint64{unix.CLONE_VM | unix.CLONE_THREAD | unix.CLONE_SIGHAND}, ActAllow},
-		{sup, "clone", [6]uint64{uint64(unix.SIGCHLD)}, ActNotify},
-		{sup, "clone", [6]uint64{unix.CLONE_VM | unix.CLONE_VFORK | uint64(unix.SIGCHLD)}, ActNotify},
-		{kern, "clone", [6]uint64{uint64(unix.SIGCHLD)}, ActAllow},
+		{sup, "clone", [6]uint64{unix.CLONE_VM | unix.CLONE_THREAD | unix.CLONE_SIGHAND}, bpfprog.ActAllow},
+		{sup, "clone", [6]uint64{uint64(unix.SIGCHLD)}, bpfprog.ActNotify},
+		{sup, "clone", [6]uint64{unix.CLONE_VM | unix.CLONE_VFORK | uint64(unix.SIGCHLD)}, bpfprog.ActNotify},
+		{kern, "clone", [6]uint64{uint64(unix.SIGCHLD)}, bpfprog.ActAllow},
 		{kern, "clone", [6]uint64{unix.CLONE_NEWNS}, eperm},
-		{sup, "fork", [6]uint64{}, ActNotify},
+		{sup, "fork", [6]uint64{}, bpfprog.ActNotify},
 		{sup, "ioctl", [6]uint64{0, unix.TIOCSTI}, eperm},
 		{sup, "ioctl", [6]uint64{0, 1<<32 | unix.TIOCSTI}, eperm}, // junk in the upper half is ignored by the kernel
 		{sup, "ioctl", [6]uint64{0, unix.TIOCLINUX}, eperm},
-		{sup, "ioctl", [6]uint64{0, unix.TCGETS}, ActAllow},
+		{sup, "ioctl", [6]uint64{0, unix.TCGETS}, bpfprog.ActAllow},
 		{sup, "socket", [6]uint64{unix.AF_INET, unix.SOCK_RAW}, eperm},
 		{sup, "socket", [6]uint64{unix.AF_INET6, unix.SOCK_RAW | unix.SOCK_CLOEXEC}, eperm},
 		{sup, "socket", [6]uint64{unix.AF_PACKET, unix.SOCK_DGRAM}, eperm},
 		{sup, "socket", [6]uint64{unix.AF_INET, unix.SOCK_DGRAM}, eperm},
-		{sup, "socket", [6]uint64{unix.AF_INET, unix.SOCK_STREAM}, ActAllow},
-		{sup, "socket", [6]uint64{unix.AF_UNIX, unix.SOCK_DGRAM}, ActAllow},
-		{sup, "mmap", [6]uint64{0, 4096, unix.PROT_READ, unix.MAP_PRIVATE | unix.MAP_ANONYMOUS}, ActAllow},
-		{sup, "mmap", [6]uint64{0, 4096, unix.PROT_NONE, unix.MAP_PRIVATE | unix.MAP_ANONYMOUS}, ActAllow},
-		{sup, "mmap", [6]uint64{0, 4096, unix.PROT_READ | unix.PROT_WRITE, unix.MAP_PRIVATE | unix.MAP_ANONYMOUS}, ActNotify},
-		{sup, "mmap", [6]uint64{0, 4096, unix.PROT_READ | unix.PROT_WRITE, unix.MAP_PRIVATE, 3}, ActNotify}, // private file: copy-on-write memory
-		{sup, "mmap", [6]uint64{0, 4096, unix.PROT_READ | unix.PROT_WRITE, unix.MAP_SHARED | unix.MAP_ANONYMOUS}, ActNotify},
-		{sup, "mmap", [6]uint64{0, 4096, unix.PROT_READ | unix.PROT_WRITE, unix.MAP_SHARED, 3}, ActAllow},
-		{sup, "mprotect", [6]uint64{0, 4096, unix.PROT_READ}, ActAllow},
-		{sup, "mprotect", [6]uint64{0, 4096, unix.PROT_READ | unix.PROT_WRITE}, ActNotify},
-		{sup, "brk", [6]uint64{0}, ActAllow},
-		{sup, "brk", [6]uint64{1 << 32}, ActNotify},
-		{sup, "mremap", [6]uint64{}, ActNotify},
-		{sup, "uname", [6]uint64{}, ActNotify},
-		{sup, "setsid", [6]uint64{}, ActNotify},
-		{kern, "mmap", [6]uint64{0, 4096, unix.PROT_READ | unix.PROT_WRITE, unix.MAP_PRIVATE | unix.MAP_ANONYMOUS}, ActAllow},
+		{sup, "socket", [6]uint64{unix.AF_INET, unix.SOCK_STREAM}, bpfprog.ActAllow},
+		{sup, "socket", [6]uint64{unix.AF_UNIX, unix.SOCK_DGRAM}, bpfprog.ActAllow},
+		{sup, "mmap", [6]uint64{0, 4096, unix.PROT_READ, unix.MAP_PRIVATE | unix.MAP_ANONYMOUS}, bpfprog.ActAllow},
+		{sup, "mmap", [6]uint64{0, 4096, unix.PROT_NONE, unix.MAP_PRIVATE | unix.MAP_ANONYMOUS}, bpfprog.ActAllow},
+		{sup, "mmap", [6]uint64{0, 4096, unix.PROT_READ | unix.PROT_WRITE, unix.MAP_PRIVATE | unix.MAP_ANONYMOUS}, bpfprog.ActNotify},
+		{sup, "mmap", [6]uint64{0, 4096, unix.PROT_READ | unix.PROT_WRITE, unix.MAP_PRIVATE, 3}, bpfprog.ActNotify}, // private file: copy-on-write memory
+		{sup, "mmap", [6]uint64{0, 4096, unix.PROT_READ | unix.PROT_WRITE, unix.MAP_SHARED | unix.MAP_ANONYMOUS}, bpfprog.ActNotify},
+		{sup, "mmap", [6]uint64{0, 4096, unix.PROT_READ | unix.PROT_WRITE, unix.MAP_SHARED, 3}, bpfprog.ActAllow},
+		{sup, "mprotect", [6]uint64{0, 4096, unix.PROT_READ}, bpfprog.ActAllow},
+		{sup, "mprotect", [6]uint64{0, 4096, unix.PROT_READ | unix.PROT_WRITE}, bpfprog.ActNotify},
+		{sup, "brk", [6]uint64{0}, bpfprog.ActAllow},
+		{sup, "brk", [6]uint64{1 << 32}, bpfprog.ActNotify},
+		{sup, "mremap", [6]uint64{}, bpfprog.ActNotify},
+		{sup, "uname", [6]uint64{}, bpfprog.ActNotify},
+		{sup, "setsid", [6]uint64{}, bpfprog.ActNotify},
+		{kern, "mmap", [6]uint64{0, 4096, unix.PROT_READ | unix.PROT_WRITE, unix.MAP_PRIVATE | unix.MAP_ANONYMOUS}, bpfprog.ActAllow},
 	}
 	for _, c := range cases {
 		if got := c.p.Eval(x.AuditArch, nr(c.name), c.args); got != c.want {
 			t.Errorf("%s(%#x) = %s, want %s", c.name, c.args, got, c.want)
 		}
 	}
-	if got := sup.Eval(0x40000003, nr("getpid"), [6]uint64{}); got != ActKillProcess {
+	if got := sup.Eval(0x40000003, nr("getpid"), [6]uint64{}); got != bpfprog.ActKillProcess {
 		t.Errorf("i386 ABI: %s, want KILL_PROCESS", got)
 	}
-	if got := sup.Eval(x.AuditArch, 0x40000000|nr("getpid"), [6]uint64{}); got != ActKillProcess {
+	if got := sup.Eval(x.AuditArch, 0x40000000|nr("getpid"), [6]uint64{}); got != bpfprog.ActKillProcess {
 		t.Errorf("x32 ABI: %s, want KILL_PROCESS", got)
 	}
 }
@@ -220,10 +225,10 @@ func TestIntent(t *testing.T) {
 // for them: in the symbolic program, every path from the start to an ALLOW
 // that loads only arch and nr is such a syscall.
 func TestActionCacheShape(t *testing.T) {
-	prog := build(t, X86_64, policies[0].opts)
-	for _, s := range X86_64.Syscalls() {
+	prog := build(t, bpfprog.X86_64, policies[0].opts)
+	for _, s := range bpfprog.X86_64.Syscalls() {
 		r, ok := prog.Policy.Rules[s.Nr]
-		if ok && !(r.IsConst() && r.Else == ActAllow) {
+		if ok && !(r.IsConst() && r.Else == bpfprog.ActAllow) {
 			continue
 		}
 		// Replay the program with poisoned arguments: if it read them, the
@@ -232,10 +237,10 @@ func TestActionCacheShape(t *testing.T) {
 		for i := range b {
 			b[i] = ^uint64(0)
 		}
-		ra, _ := runEBPF(prog.Insns, seccompData(X86_64.AuditArch, uint32(s.Nr), a))
-		rb, _ := runEBPF(prog.Insns, seccompData(X86_64.AuditArch, uint32(s.Nr), b))
-		if Action(ra) != ActAllow || Action(rb) != ActAllow {
-			t.Errorf("%s: %s / %s, want ALLOW", s.Name, Action(ra), Action(rb))
+		ra, _ := runEBPF(prog.Insns, seccompData(bpfprog.X86_64.AuditArch, uint32(s.Nr), a))
+		rb, _ := runEBPF(prog.Insns, seccompData(bpfprog.X86_64.AuditArch, uint32(s.Nr), b))
+		if bpfprog.Action(ra) != bpfprog.ActAllow || bpfprog.Action(rb) != bpfprog.ActAllow {
+			t.Errorf("%s: %s / %s, want ALLOW", s.Name, bpfprog.Action(ra), bpfprog.Action(rb))
 		}
 		if n := argLoads(prog.Insns, uint32(s.Nr)); n != 0 {
 			t.Errorf("%s: %d argument loads on its path; the kernel would not cache it", s.Name, n)
@@ -245,7 +250,7 @@ func TestActionCacheShape(t *testing.T) {
 
 // argLoads counts the argument loads executed for syscall nr.
 func argLoads(insns asm.Instructions, nr uint32) int {
-	data := seccompData(X86_64.AuditArch, nr, [6]uint64{})
+	data := seccompData(bpfprog.X86_64.AuditArch, nr, [6]uint64{})
 	sym := map[string]int{}
 	for i, ins := range insns {
 		if s := ins.Symbol(); s != "" {
@@ -260,7 +265,7 @@ func argLoads(insns asm.Instructions, nr uint32) int {
 		op := ins.OpCode
 		switch {
 		case op.Class() == asm.LdClass:
-			if ins.Constant >= offArgs {
+			if ins.Constant >= bpfprog.OffArgs {
 				loads++
 			}
 			r0 = uint32(data[ins.Constant])<<24 | uint32(data[ins.Constant+1])<<16 | uint32(data[ins.Constant+2])<<8 | uint32(data[ins.Constant+3])
@@ -284,14 +289,14 @@ func argLoads(insns asm.Instructions, nr uint32) int {
 // search must jump more than 255 instructions, and checks the lowered program
 // in the interpreter.
 func TestLongJumps(t *testing.T) {
-	p := &Policy{Arch: X86_64, Rules: map[int]Rule{}}
-	var clauses []Clause
+	p := &bpfprog.Policy{Arch: bpfprog.X86_64, Rules: map[int]bpfprog.Rule{}}
+	var clauses []bpfprog.Clause
 	for i := 0; i < 150; i++ {
-		clauses = append(clauses, Clause{When: []Cond{{Arg: 1, Op: OpEq, Value: uint64(i) << 33, Width: 64}}, Then: Errno(unix.Errno(i%100 + 1))})
+		clauses = append(clauses, bpfprog.Clause{When: []bpfprog.Cond{{Arg: 1, Op: bpfprog.OpEq, Value: uint64(i) << 33, Width: 64}}, Then: bpfprog.Errno(unix.Errno(i%100 + 1))})
 	}
 	for _, n := range []string{"read", "write", "openat", "close", "getpid"} {
-		nr, _ := X86_64.Nr(n)
-		p.Rules[nr] = Rule{Clauses: clauses, Else: ActNotify}
+		nr, _ := bpfprog.X86_64.Nr(n)
+		p.Rules[nr] = bpfprog.Rule{Clauses: clauses, Else: bpfprog.ActNotify}
 	}
 	prog, err := Build(p)
 	if err != nil {
@@ -316,12 +321,12 @@ func TestLongJumps(t *testing.T) {
 	for nr := uint32(0); nr < 50; nr++ {
 		for i := 0; i < 160; i += 7 {
 			args := [6]uint64{0, uint64(i) << 33}
-			got, err := vm.run(seccompData(X86_64.AuditArch, nr, args))
+			got, err := vm.run(seccompData(bpfprog.X86_64.AuditArch, nr, args))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := p.Eval(X86_64.AuditArch, nr, args); Action(got) != want {
-				t.Fatalf("nr %d arg %#x: got %s want %s", nr, args[1], Action(got), want)
+			if want := p.Eval(bpfprog.X86_64.AuditArch, nr, args); bpfprog.Action(got) != want {
+				t.Fatalf("nr %d arg %#x: got %s want %s", nr, args[1], bpfprog.Action(got), want)
 			}
 		}
 	}
@@ -348,18 +353,18 @@ func TestLowerRejects(t *testing.T) {
 }
 
 func TestOptionsErrors(t *testing.T) {
-	if _, err := DefaultPolicy(X86_64, Options{ExtraDeny: []string{"opne"}}); err == nil || !strings.Contains(err.Error(), "open") {
+	if _, err := bpfprog.DefaultPolicy(bpfprog.X86_64, bpfprog.Options{ExtraDeny: []string{"opne"}}); err == nil || !strings.Contains(err.Error(), "open") {
 		t.Errorf("unknown syscall: err = %v, want a suggestion", err)
 	}
-	if _, err := DefaultPolicy(X86_64, Options{ExtraAllow: []string{"everything"}}); err == nil {
+	if _, err := bpfprog.DefaultPolicy(bpfprog.X86_64, bpfprog.Options{ExtraAllow: []string{"everything"}}); err == nil {
 		t.Error("unknown group accepted")
 	}
 	// A name that exists on another architecture is accepted and skipped.
-	p, err := DefaultPolicy(AArch64, Options{ExtraDeny: []string{"open"}})
+	p, err := bpfprog.DefaultPolicy(bpfprog.AArch64, bpfprog.Options{ExtraDeny: []string{"open"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := AArch64.Nr("open"); ok {
+	if _, ok := bpfprog.AArch64.Nr("open"); ok {
 		t.Fatal("aarch64 has open(2)?")
 	}
 	_ = p
@@ -393,5 +398,30 @@ func TestJumpDistances(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestPrebuiltCurrent checks every stored program against a fresh Build: run
+// go generate ./bpfprog after changing the generator.
+func TestPrebuiltCurrent(t *testing.T) {
+	n := 0
+	for _, arch := range bpfprog.Arches {
+		for _, o := range bpfprog.PrebuiltOptions() {
+			got, ok := bpfprog.Prebuilt(arch, o)
+			if !ok {
+				t.Fatalf("%s %+v: not prebuilt", arch, o)
+			}
+			want := build(t, arch, o).Filter
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("%s %+v: stored filter is stale (go generate ./bpfprog):\n%s", arch, o, diff)
+			}
+			n++
+		}
+	}
+	if n != len(bpfprog.PrebuiltOptions())*len(bpfprog.Arches) {
+		t.Errorf("%d programs stored, %d expected", len(bpfprog.PrebuiltOptions())*len(bpfprog.Arches), n)
+	}
+	if _, ok := bpfprog.Prebuilt(bpfprog.X86_64, bpfprog.Options{AllowInet: true}); ok {
+		t.Error("options without a stored program must not use one")
 	}
 }

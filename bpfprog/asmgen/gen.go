@@ -1,46 +1,24 @@
-package bpfprog
+package asmgen
 
 import (
 	"fmt"
 	"sort"
+	"strconv"
 
 	"github.com/cilium/ebpf/asm"
+	"github.com/sandlock/sandlock/bpfprog"
+	"golang.org/x/sys/unix"
 )
 
-// Offsets into struct seccomp_data (little-endian hosts: the low word of an
-// argument comes first).
-const (
-	offNr   = 0
-	offArch = 4
-	offArgs = 16
-)
-
-// Policy is a complete filter for one architecture: a rule per syscall
-// number; every syscall without a rule is allowed.
-type Policy struct {
-	Arch  *Arch
-	Rules map[int]Rule
-}
-
-// Eval returns the policy's verdict for a syscall as the kernel would see it.
-// It is the reference the generated program is tested against.
-func (p *Policy) Eval(auditArch uint32, nr uint32, args [6]uint64) Action {
-	if auditArch != p.Arch.AuditArch {
-		return ActKillProcess
-	}
-	if p.Arch.X32Bit != 0 && nr >= p.Arch.X32Bit {
-		return ActKillProcess
-	}
-	if r, ok := p.Rules[int(nr)]; ok {
-		return r.Eval(args)
-	}
-	return ActAllow
-}
+// Package doc is in doc.go.
 
 // Generate writes p as an eBPF-dialect program with symbolic labels, in the
 // restricted form that Lower translates to classic BPF: the only register is
-// R0 (classic BPF's accumulator A).
-func Generate(p *Policy) (asm.Instructions, error) {
+// R0 (classic BPF's accumulator A). Every instruction carries a comment
+// (syscall names, conditions), shown in the disassembly.
+func Generate(p *bpfprog.Policy) (asm.Instructions, error) { return generate(p, true) }
+
+func generate(p *bpfprog.Policy, annotate bool) (asm.Instructions, error) {
 	if p.Arch == nil {
 		return nil, fmt.Errorf("policy has no architecture")
 	}
@@ -49,19 +27,19 @@ func Generate(p *Policy) (asm.Instructions, error) {
 		if nr < 0 {
 			return nil, fmt.Errorf("negative syscall number %d", nr)
 		}
-		if err := r.validate(); err != nil {
+		if err := r.Validate(); err != nil {
 			return nil, fmt.Errorf("rule for %s: %w", p.Arch.SyscallName(nr), err)
 		}
 		nrs = append(nrs, nr)
 	}
 	sort.Ints(nrs)
 
-	g := &gen{p: p, alias: map[string]string{}, stubs: map[Action]bool{}}
-	g.emit(note(asm.LoadAbs(offArch, asm.Word), "A = seccomp_data.arch"))
-	g.emit(note(asm.JNE.Imm32(asm.R0, int32(p.Arch.AuditArch), g.stub(ActKillProcess)), "foreign ABI (%s is %#x)", p.Arch.Name, p.Arch.AuditArch))
-	g.emit(note(asm.LoadAbs(offNr, asm.Word), "A = seccomp_data.nr"))
+	g := &gen{p: p, alias: map[string]string{}, stubs: map[bpfprog.Action]bool{}, annotate: annotate}
+	g.emit(g.note(asm.LoadAbs(bpfprog.OffArch, asm.Word), "A = seccomp_data.arch"))
+	g.emit(g.note(asm.JNE.Imm32(asm.R0, int32(p.Arch.AuditArch), g.stub(bpfprog.ActKillProcess)), "foreign ABI (%s is %#x)", p.Arch.Name, p.Arch.AuditArch))
+	g.emit(g.note(asm.LoadAbs(bpfprog.OffNr, asm.Word), "A = seccomp_data.nr"))
 	if p.Arch.X32Bit != 0 {
-		g.emit(note(asm.JGE.Imm32(asm.R0, int32(p.Arch.X32Bit), g.stub(ActKillProcess)), "x32 ABI"))
+		g.emit(g.note(asm.JGE.Imm32(asm.R0, int32(p.Arch.X32Bit), g.stub(bpfprog.ActKillProcess)), "x32 ABI"))
 	}
 	g.tree(nrs)
 	for _, nr := range nrs {
@@ -70,13 +48,13 @@ func Generate(p *Policy) (asm.Instructions, error) {
 		}
 	}
 	// Shared return stubs, in a fixed order for a stable disassembly.
-	stubs := make([]Action, 0, len(g.stubs))
+	stubs := make([]bpfprog.Action, 0, len(g.stubs))
 	for a := range g.stubs {
 		stubs = append(stubs, a)
 	}
 	sort.Slice(stubs, func(i, j int) bool { return stubs[i] < stubs[j] })
 	for _, a := range stubs {
-		g.label(a.label())
+		g.label(stubLabel(a))
 		g.ret(a)
 	}
 	if g.pending != "" {
@@ -91,17 +69,23 @@ func Generate(p *Policy) (asm.Instructions, error) {
 }
 
 type gen struct {
-	p       *Policy
+	p       *bpfprog.Policy
 	insns   asm.Instructions
 	pending string            // label for the next emitted instruction
 	alias   map[string]string // label -> label of the same instruction
-	stubs   map[Action]bool
+	stubs   map[bpfprog.Action]bool
 	uniq    int
 	comment string // for the next argument load
+
+	annotate bool
 }
 
 // note attaches a comment to an instruction; it shows in the disassembly.
-func note(ins asm.Instruction, format string, args ...any) asm.Instruction {
+// Without annotations (Build, at every launch) it costs nothing.
+func (g *gen) note(ins asm.Instruction, format string, args ...any) asm.Instruction {
+	if !g.annotate {
+		return ins
+	}
 	return ins.WithSource(asm.Comment(fmt.Sprintf(format, args...)))
 }
 
@@ -123,15 +107,15 @@ func (g *gen) label(l string) {
 	g.pending = l
 }
 
-func (g *gen) ret(a Action) {
-	g.emit(note(asm.Mov.Imm32(asm.R0, int32(a)), "return %s", a))
+func (g *gen) ret(a bpfprog.Action) {
+	g.emit(g.note(asm.Mov.Imm32(asm.R0, int32(a)), "return %s", a))
 	g.emit(asm.Return())
 }
 
 // stub returns the label of the shared instruction that returns a.
-func (g *gen) stub(a Action) string {
+func (g *gen) stub(a bpfprog.Action) string {
 	g.stubs[a] = true
-	return a.label()
+	return stubLabel(a)
 }
 
 func (g *gen) target(nr int) string {
@@ -147,14 +131,14 @@ func (g *gen) target(nr int) string {
 func (g *gen) tree(nrs []int) {
 	if len(nrs) <= 3 {
 		for _, nr := range nrs {
-			g.emit(note(asm.JEq.Imm32(asm.R0, int32(nr), g.target(nr)), "%s", g.p.Arch.SyscallName(nr)))
+			g.emit(g.note(asm.JEq.Imm32(asm.R0, int32(nr), g.target(nr)), "%s", g.p.Arch.SyscallName(nr)))
 		}
-		g.emit(asm.Ja.Label(g.stub(ActAllow)))
+		g.emit(asm.Ja.Label(g.stub(bpfprog.ActAllow)))
 		return
 	}
 	mid := len(nrs) / 2
-	right := fmt.Sprintf("gt_%s", g.p.Arch.SyscallName(nrs[mid]))
-	g.emit(note(asm.JEq.Imm32(asm.R0, int32(nrs[mid]), g.target(nrs[mid])), "%s", g.p.Arch.SyscallName(nrs[mid])))
+	right := "gt_" + g.p.Arch.SyscallName(nrs[mid])
+	g.emit(g.note(asm.JEq.Imm32(asm.R0, int32(nrs[mid]), g.target(nrs[mid])), "%s", g.p.Arch.SyscallName(nrs[mid])))
 	g.emit(asm.JGT.Imm32(asm.R0, int32(nrs[mid]), right))
 	g.tree(nrs[:mid])
 	g.label(right)
@@ -162,11 +146,13 @@ func (g *gen) tree(nrs []int) {
 }
 
 // rule emits the clauses of a rule that depends on arguments.
-func (g *gen) rule(name string, r Rule) {
+func (g *gen) rule(name string, r bpfprog.Rule) {
 	g.label("sys_" + name)
 	for i, cl := range r.Clauses {
-		next := fmt.Sprintf("%s_%d", name, i+1)
-		g.comment = fmt.Sprintf("%s: if %s", name, clauseString(cl))
+		next := name + "_" + strconv.Itoa(i+1)
+		if g.annotate {
+			g.comment = name + ": if " + cl.String()
+		}
 		for _, c := range cl.When {
 			g.cond(c, next)
 		}
@@ -177,13 +163,13 @@ func (g *gen) rule(name string, r Rule) {
 }
 
 func (g *gen) load(arg int, hi bool, mask uint32) {
-	off := offArgs + 8*arg
+	off := bpfprog.OffArgs + 8*arg
 	if hi {
 		off += 4
 	}
 	ins := asm.LoadAbs(int32(off), asm.Word)
 	if g.comment != "" {
-		ins = note(ins, "%s", g.comment)
+		ins = g.note(ins, "%s", g.comment)
 		g.comment = ""
 	}
 	g.emit(ins)
@@ -194,22 +180,22 @@ func (g *gen) load(arg int, hi bool, mask uint32) {
 
 // cond emits a test of c that falls through when c holds and jumps to fail
 // when it does not.
-func (g *gen) cond(c Cond, fail string) {
-	m := c.mask()
+func (g *gen) cond(c bpfprog.Cond, fail string) {
+	m := c.EffectiveMask()
 	mlo, mhi := uint32(m), uint32(m>>32)
 	vlo, vhi := uint32(c.Value), uint32(c.Value>>32)
 	hasHi := mhi != 0
 	g.uniq++
-	pass := fmt.Sprintf("ok_%d", g.uniq)
+	pass := "ok_" + strconv.Itoa(g.uniq)
 	switch c.Op {
-	case OpEq:
+	case bpfprog.OpEq:
 		g.load(c.Arg, false, mlo)
 		g.emit(asm.JNE.Imm32(asm.R0, int32(vlo), fail))
 		if hasHi {
 			g.load(c.Arg, true, mhi)
 			g.emit(asm.JNE.Imm32(asm.R0, int32(vhi), fail))
 		}
-	case OpNe:
+	case bpfprog.OpNe:
 		if !hasHi {
 			g.load(c.Arg, false, mlo)
 			g.emit(asm.JEq.Imm32(asm.R0, int32(vlo), fail))
@@ -220,7 +206,7 @@ func (g *gen) cond(c Cond, fail string) {
 		g.load(c.Arg, true, mhi)
 		g.emit(asm.JEq.Imm32(asm.R0, int32(vhi), fail))
 		g.label(pass)
-	case OpAnySet:
+	case bpfprog.OpAnySet:
 		if !hasHi {
 			g.load(c.Arg, false, 0xffffffff)
 			g.emit(asm.JSet.Imm32(asm.R0, int32(mlo), pass))
@@ -234,7 +220,7 @@ func (g *gen) cond(c Cond, fail string) {
 		g.emit(asm.JSet.Imm32(asm.R0, int32(mhi), pass))
 		g.emit(asm.Ja.Label(fail))
 		g.label(pass)
-	case OpNoneSet:
+	case bpfprog.OpNoneSet:
 		g.load(c.Arg, false, 0xffffffff)
 		g.emit(asm.JSet.Imm32(asm.R0, int32(mlo), fail))
 		if hasHi {
@@ -242,4 +228,27 @@ func (g *gen) cond(c Cond, fail string) {
 			g.emit(asm.JSet.Imm32(asm.R0, int32(mhi), fail))
 		}
 	}
+}
+
+// stubLabel is the symbol of the shared return instruction for a.
+func stubLabel(a bpfprog.Action) string {
+	switch a.Kind() {
+	case bpfprog.ActErrno:
+		name := unix.ErrnoName(unix.Errno(a.Data()))
+		if name == "" {
+			return "ret_errno_" + strconv.Itoa(int(a.Data()))
+		}
+		return "ret_" + name
+	case bpfprog.ActKillProcess:
+		return "ret_kill"
+	case bpfprog.ActNotify:
+		return "ret_notify"
+	case bpfprog.ActAllow:
+		return "ret_allow"
+	case bpfprog.ActTrap:
+		return "ret_trap"
+	case bpfprog.ActLog:
+		return "ret_log"
+	}
+	return fmt.Sprintf("ret_%#x", uint32(a))
 }

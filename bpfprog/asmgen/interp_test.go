@@ -1,51 +1,24 @@
-package bpfprog
+package asmgen
 
 import (
 	"encoding/binary"
 	"fmt"
 
 	"github.com/cilium/ebpf/asm"
-	"golang.org/x/net/bpf"
+	"github.com/sandlock/sandlock/internal/bpftest"
 	"golang.org/x/sys/unix"
 )
 
-// seccompData encodes struct seccomp_data for golang.org/x/net/bpf's VM,
-// which loads words big-endian: each 32-bit word the kernel would load from
-// the little-endian struct is stored big-endian at the same offset.
-func seccompData(arch, nr uint32, args [6]uint64) []byte {
-	b := make([]byte, 64)
-	binary.BigEndian.PutUint32(b[0:], nr)
-	binary.BigEndian.PutUint32(b[4:], arch)
-	for i, a := range args {
-		binary.BigEndian.PutUint32(b[16+8*i:], uint32(a))
-		binary.BigEndian.PutUint32(b[20+8*i:], uint32(a>>32))
-	}
-	return b
-}
-
-// classicVM wraps golang.org/x/net/bpf's interpreter around a lowered program.
-type classicVM struct{ vm *bpf.VM }
+var seccompData = bpftest.SeccompData
 
 func newClassicVM(f []unix.SockFilter) (*classicVM, error) {
-	raw := make([]bpf.RawInstruction, len(f))
-	for i, in := range f {
-		raw[i] = bpf.RawInstruction{Op: in.Code, Jt: in.Jt, Jf: in.Jf, K: in.K}
-	}
-	insns, ok := bpf.Disassemble(raw)
-	if !ok {
-		return nil, fmt.Errorf("x/net/bpf cannot decode the program")
-	}
-	vm, err := bpf.NewVM(insns)
-	if err != nil {
-		return nil, err
-	}
-	return &classicVM{vm}, nil
+	v, err := bpftest.New(f)
+	return &classicVM{v}, err
 }
 
-func (c *classicVM) run(data []byte) (uint32, error) {
-	v, err := c.vm.Run(data)
-	return uint32(v), err
-}
+type classicVM struct{ *bpftest.VM }
+
+func (c *classicVM) run(data []byte) (uint32, error) { return c.Run(data) }
 
 // runEBPF interprets the restricted eBPF form with eBPF's own semantics
 // (64-bit R0, sign-extended immediates in 64-bit jumps): the reference the

@@ -1,4 +1,4 @@
-package bpfprog
+package asmgen
 
 import (
 	"fmt"
