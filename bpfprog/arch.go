@@ -5,7 +5,6 @@ import (
 	"runtime"
 	"sort"
 	"strconv"
-	"sync"
 )
 
 //go:generate go run ../tools/gensyscalls -out .
@@ -29,30 +28,18 @@ type Arch struct {
 	X32Bit uint32
 
 	table  []Syscall // ordered by number
-	once   sync.Once
-	byName map[string]int
+	byName []Syscall // ordered by name
 }
 
-func newArch(name, goarch string, audit, x32 uint32, table []Syscall) *Arch {
-	return &Arch{Name: name, GOARCH: goarch, AuditArch: audit, X32Bit: x32, table: table}
-}
-
-// names builds the name index on first use, not at every launch.
-func (a *Arch) names() map[string]int {
-	a.once.Do(func() {
-		a.byName = make(map[string]int, len(a.table))
-		for _, s := range a.table {
-			a.byName[s.Name] = s.Nr
-		}
-	})
-	return a.byName
+func newArch(name, goarch string, audit, x32 uint32, table, byName []Syscall) *Arch {
+	return &Arch{Name: name, GOARCH: goarch, AuditArch: audit, X32Bit: x32, table: table, byName: byName}
 }
 
 // The architectures sandlock knows. Both tables are compiled into every
 // build so that tests can check the aarch64 program on an x86_64 host.
 var (
-	X86_64  = newArch("x86_64", "amd64", 0xc000003e, 0x40000000, x86_64Syscalls)
-	AArch64 = newArch("aarch64", "arm64", 0xc00000b7, 0, aarch64Syscalls)
+	X86_64  = newArch("x86_64", "amd64", 0xc000003e, 0x40000000, x86_64Syscalls, x86_64ByName)
+	AArch64 = newArch("aarch64", "arm64", 0xc00000b7, 0, aarch64Syscalls, aarch64ByName)
 )
 
 // Arches lists every supported architecture.
@@ -70,8 +57,11 @@ func Native() (*Arch, error) {
 
 // Nr returns the number of the named syscall on a, and whether a has it.
 func (a *Arch) Nr(name string) (int, bool) {
-	nr, ok := a.names()[name]
-	return nr, ok
+	i := sort.Search(len(a.byName), func(i int) bool { return a.byName[i].Name >= name })
+	if i < len(a.byName) && a.byName[i].Name == name {
+		return a.byName[i].Nr, true
+	}
+	return 0, false
 }
 
 // SyscallName returns the name of syscall nr on a, or "syscall_<nr>".

@@ -61,6 +61,14 @@ type Options struct {
 	// to the process exit instead of being released in the background.
 	// Every sandboxed process is still killed and reaped by Wait.
 	ExitAfterWait bool
+	// ConfineCaller confines the calling goroutine's OS thread and forks
+	// the command from it, instead of a thread of sandlock's own: it saves
+	// a hand-off between threads at launch. The caller must have locked
+	// the goroutine to its thread (runtime.LockOSThread), must never unlock
+	// it, and must only wait for the sandbox afterwards (its thread is
+	// confined like the command). It implies ExitAfterWait. sandlock's CLI
+	// uses it; a library user should not.
+	ConfineCaller bool
 }
 
 // Event is something the user should hear about while the sandbox runs.
@@ -133,6 +141,7 @@ type Sandbox struct {
 	threadDone  chan struct{}
 	stopOnce    sync.Once
 	cleaned     chan struct{} // closed once cleanup has released everything
+	supErr      error
 	cleanupOnce sync.Once
 	timedOut    atomic.Bool
 	timer       *time.Timer
@@ -176,7 +185,22 @@ func (t *spawnThread) run(f func()) { t.job <- f }
 
 var errNoSupervisor = errors.New("supervisor did not start")
 
-var prepared atomic.Pointer[spawnThread]
+var (
+	prepared       atomic.Pointer[spawnThread]
+	callerPrepared atomic.Bool
+)
+
+// PrepareCaller does, on the calling goroutine's thread, the part of the
+// confinement that does not depend on the policy (capabilities dropped,
+// no_new_privs), ahead of a Start with Options.ConfineCaller. The caller must
+// have locked the goroutine to its thread and never unlock it.
+func PrepareCaller() error {
+	if err := confine.PrepareThread(); err != nil {
+		return err
+	}
+	callerPrepared.Store(true)
+	return nil
+}
 
 // Prepare creates, ahead of the next Start, the OS thread that sandbox will
 // be confined and forked from, so that creating it overlaps the caller's
@@ -311,9 +335,7 @@ func Start(p *policy.Policy, cmd Command, opts *Options) (*Sandbox, error) {
 	// The spawn thread confines itself, starts the supervisor on its
 	// listener and forks the command, without handing control back to this
 	// goroutine in between: every hand-off between threads costs a wake-up.
-	t := takeSpawnThread()
-	spec.Prepared = t.prepared
-	t.run(func() {
+	spawn := func() {
 		fail := func(err error) {
 			forkedc <- forked{err: err}
 			if sup := <-supc; sup != nil {
@@ -326,67 +348,69 @@ func Start(p *policy.Policy, cmd Command, opts *Options) (*Sandbox, error) {
 				return
 			}
 		}
-		l, _, err := confine.ConfineThread(spec)
-		if err != nil {
-			fail(err)
-			return
-		}
-		if spec.Listener {
-			sup := <-supc
+		var sup *supervisor.Supervisor
+		_, err := confine.ConfineThread(spec, func(l int) error {
+			if !spec.Listener {
+				return nil
+			}
+			sup = <-supc
 			if sup == nil {
 				unix.Close(l)
-				forkedc <- forked{err: errNoSupervisor}
-				return
+				return errNoSupervisor
 			}
 			if err := sup.Start(l, int32(unix.Gettid())); err != nil {
 				sup.Stop() // closes the listener
-				forkedc <- forked{err: err}
-				return
+				sup = nil
+				return err
 			}
-			sb.sup = sup
+			return nil
+		})
+		if err != nil {
+			if sup != nil {
+				stopFromSpawnThread(sup)
+			}
+			forkedc <- forked{err: err}
+			return
 		}
+		sb.sup = sup
 		pid, err := syscall.ForkExec(path, argv, attr)
 		forkedc <- forked{pid, err, true}
-		// Stay until teardown, even after a failed exec: the command's
-		// parent-death signal is tied to this thread, and the supervisor's
-		// workers are woken through its doorbell.
+	}
+	// linger keeps the spawn thread until teardown, even after a failed
+	// exec: the command's parent-death signal is tied to it, and the
+	// supervisor's workers are woken through its doorbell.
+	linger := func() {
 		<-sb.done
-		for sb.sup != nil && sb.sup.Receivers() > 0 {
-			unix.Syscall(unix.SYS_IOCTL, ^uintptr(0), supervisor.Doorbell, 0)
+		if sb.sup != nil {
+			ringUntilStopped(sb.sup)
 		}
 		close(sb.threadDone)
-	})
-	// Prepare the supervisor while the spawn thread confines itself.
-	var supErr error
-	if !p.NoSupervisor {
-		sup, err := supervisor.New(supervisor.Config{
-			Arch:         arch,
-			MaxProcesses: int64(p.EffectiveMaxProcesses()),
-			MaxMemory:    p.MaxMemory,
-			Hostname:     sb.name,
-			Workers:      opts.Workers,
-			UseRing:      opts.UseRing,
-			Stats:        opts.Stats,
-			Events: supervisor.Events{
-				MemoryKill:   sb.memoryKill,
-				ProcessGroup: sb.processGroup,
-				FirstFork:    sb.startWatchdog,
-			},
-		})
-		supErr = err
-		supc <- sup // nil on error
+	}
+	if opts.ConfineCaller {
+		sb.opts.ExitAfterWait = true
+		close(sb.threadDone) // nothing lingers: the caller's thread waits
+		// Synchronously: a goroutine would cost a thread wake-up; this
+		// starts the worker's thread early, while the thread confines.
+		sb.newSupervisor(arch, supc)
+		spec.Prepared = callerPrepared.Load()
+		spawn()
 	} else {
-		supc <- nil
+		t := takeSpawnThread()
+		spec.Prepared = t.prepared
+		go sb.newSupervisor(arch, supc)
+		t.run(func() { spawn(); linger() })
 	}
 	f := <-forkedc
 	switch {
 	case f.err != nil && !f.execed:
-		if supErr != nil {
-			return nil, supErr
+		if f.err == errNoSupervisor && sb.supErr != nil {
+			return nil, sb.supErr
 		}
 		return nil, f.err
 	case f.err != nil:
-		sb.teardown()
+		if !opts.ConfineCaller {
+			sb.teardown()
+		}
 		return nil, &ExecError{Path: cmd.Path, Err: f.err}
 	}
 	sb.pid, sb.pidfd = f.pid, pidfd
@@ -400,6 +424,50 @@ func Start(p *policy.Policy, cmd Command, opts *Options) (*Sandbox, error) {
 		})
 	}
 	return sb, nil
+}
+
+// ringUntilStopped wakes every receiving worker of sup (which must have
+// begun stopping) with a doorbell from the spawn thread, the only thread
+// whose doorbell it answers.
+func ringUntilStopped(sup *supervisor.Supervisor) {
+	for sup.Receivers() > 0 {
+		unix.Syscall(unix.SYS_IOCTL, ^uintptr(0), supervisor.Doorbell, 0)
+	}
+}
+
+// stopFromSpawnThread stops a supervisor that was started but will serve no
+// command; it runs on the spawn thread.
+func stopFromSpawnThread(sup *supervisor.Supervisor) {
+	sup.BeginStop()
+	ringUntilStopped(sup)
+	sup.Stop()
+}
+
+// newSupervisor prepares the supervisor (while the spawn thread confines
+// itself) and hands it over, nil on error (kept in sb.supErr) or when the
+// policy has none.
+func (sb *Sandbox) newSupervisor(arch *bpfprog.Arch, supc chan<- *supervisor.Supervisor) {
+	p := sb.policy
+	if p.NoSupervisor {
+		supc <- nil
+		return
+	}
+	sup, err := supervisor.New(supervisor.Config{
+		Arch:         arch,
+		MaxProcesses: int64(p.EffectiveMaxProcesses()),
+		MaxMemory:    p.MaxMemory,
+		Hostname:     sb.name,
+		Workers:      sb.opts.Workers,
+		UseRing:      sb.opts.UseRing,
+		Stats:        sb.opts.Stats,
+		Events: supervisor.Events{
+			MemoryKill:   sb.memoryKill,
+			ProcessGroup: sb.processGroup,
+			FirstFork:    sb.startWatchdog,
+		},
+	})
+	sb.supErr = err
+	supc <- sup
 }
 
 // Pid returns the pid of the command.
@@ -480,13 +548,15 @@ func (sb *Sandbox) wait() (*Result, error) {
 			res.ExitCode = 128 + status
 		}
 	}
-	if sb.sup != nil {
-		sb.sup.ReleaseRoot()
-	}
-	sb.reapAll()
-	if sb.dog != nil {
-		sb.dog.clean() // nothing is left for it to kill
-	}
+	sb.offThread(func() {
+		if sb.sup != nil {
+			sb.sup.ReleaseRoot()
+		}
+		sb.reapAll()
+		if sb.dog != nil {
+			sb.dog.clean() // nothing is left for it to kill
+		}
+	})
 	if sb.sup != nil && sb.opts.Stats {
 		r := sb.sup.Report()
 		res.Stats = &r
@@ -498,6 +568,24 @@ func (sb *Sandbox) wait() (*Result, error) {
 		return res, fmt.Errorf("wait for the command: %w", err)
 	}
 	return res, nil
+}
+
+// offThread runs f where the sandbox's confinement does not apply: with
+// ConfineCaller the waiting goroutine's thread is confined (Landlock could
+// deny the /proc reads of the final sweep), so f runs on another goroutine —
+// unless nothing but the first process ever existed and there is nothing to
+// sweep.
+func (sb *Sandbox) offThread(f func()) {
+	if !sb.opts.ConfineCaller || sb.sup != nil && !sb.sup.Forked() {
+		f()
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		f()
+		close(done)
+	}()
+	<-done
 }
 
 // cleanup releases what the sandbox held once its processes are gone.

@@ -16,8 +16,8 @@ const (
 )
 
 const (
-	maxMarkers = 8
-	maxPending = 8
+	maxMarkers = 4
+	maxPending = 4
 )
 
 // marker is a fork in flight: the thread that forked, and the memory

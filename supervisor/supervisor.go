@@ -39,6 +39,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// spinWait is how long a worker started before the listener polls for it.
+const spinWait = 1e6 // ns
+
 // Doorbell is the ioctl command the supervisor's own spawn thread uses to
 // wake a receiver (ioctl(-1, Doorbell)); the filter sends it to the
 // supervisor, which answers EBADF to anybody else.
@@ -116,6 +119,7 @@ type Supervisor struct {
 	stopping   atomic.Bool
 	stopped    atomic.Bool
 	ready      chan struct{} // closed by Start: the listener is known
+	started    atomic.Bool   // Start has run (polled by waiting workers)
 	workerWG   sync.WaitGroup
 	stopResync chan struct{}
 
@@ -163,7 +167,7 @@ func New(cfg Config) (*Supervisor, error) {
 	if cfg.MaxMemory > 0 {
 		s.mem = accounting.New(cfg.MaxMemory, s.shards, 0)
 	}
-	s.arena.reserve(64) // grows (off the hot path) as processes appear
+	s.arena.reserve(arenaChunk) // grows (off the hot path) as processes appear
 	s.handlers = make([]handlerFn, cfg.Arch.MaxNr()+1)
 	s.isFork = make([]bool, cfg.Arch.MaxNr()+1)
 	s.install()
@@ -260,6 +264,7 @@ func (s *Supervisor) watch(fd int, r ref) error {
 // forks the sandbox's first process: its notifications are sandlock's own.
 func (s *Supervisor) Start(listener int, spawnTID int32) error {
 	s.listener, s.spawnTID = listener, spawnTID
+	defer s.started.Store(true)
 	if s.cfg.UseRing {
 		if err := s.ring.PollAdd(s.listener, unix.POLLIN, true, pidwatch.Tag(pidwatch.KindOther, 0)); err != nil {
 			return fmt.Errorf("supervisor: poll listener: %w", err)
@@ -388,8 +393,14 @@ func (w *worker) spare() {
 func (w *worker) run() {
 	s := w.s
 	defer s.workerWG.Done()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+	// Not locked to its thread: a locked goroutine that becomes runnable is
+	// handed to its thread through a second wake-up, and the worker's first
+	// wake-up (Start) is on the launch's critical path. For the same reason
+	// a worker started before the listener exists waits for it briefly by
+	// polling rather than sleeping (the launch has a core to spare).
+	for deadline := nanotime() + spinWait; !s.started.Load() && nanotime() < deadline; {
+		runtime.Gosched()
+	}
 	<-s.ready
 	if s.listener < 0 {
 		s.nworkers.Add(-1)

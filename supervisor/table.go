@@ -15,10 +15,10 @@ func (r ref) idx() uint32       { return uint32(r) - 1 }
 func (r ref) gen() uint32       { return uint32(r >> 32) }
 
 const (
-	pidChunkBits = 12
+	pidChunkBits = 10
 	pidChunk     = 1 << pidChunkBits
 	pidLimit     = 1 << 22 // PID_MAX_LIMIT on 64-bit kernels
-	arenaChunk   = 64
+	arenaChunk   = 32
 	arenaChunks  = 1 << 14
 )
 
@@ -84,18 +84,18 @@ func (t *pidTable) remove(pid int32, r ref) {
 // stack (index plus an ABA tag in one word); the arena grows under a mutex
 // only when the stack is empty.
 type arena struct {
-	chunks [arenaChunks]atomic.Pointer[[arenaChunk]proc]
-	n      atomic.Uint32 // records created
+	chunks atomic.Pointer[[]*[arenaChunk]proc] // replaced (copied) when it grows
+	n      atomic.Uint32                        // records created
 	free   atomic.Uint64 // top: index+1 in the low 32 bits, tag in the high 32
 	grow   sync.Mutex
 }
 
 func (a *arena) get(i uint32) *proc {
-	c := a.chunks[i/arenaChunk].Load()
-	if c == nil {
+	cs := a.chunks.Load()
+	if cs == nil || int(i/arenaChunk) >= len(*cs) {
 		return nil
 	}
-	return &c[i%arenaChunk]
+	return &(*cs)[i/arenaChunk][i%arenaChunk]
 }
 
 // resolve returns the proc r names if it is still that proc.
@@ -133,7 +133,12 @@ func (a *arena) growOne() bool {
 		c[i].idx = n + uint32(i)
 		c[i].init()
 	}
-	a.chunks[ci].Store(c)
+	var cs []*[arenaChunk]proc
+	if old := a.chunks.Load(); old != nil {
+		cs = append(cs, *old...)
+	}
+	cs = append(cs, c)
+	a.chunks.Store(&cs)
 	a.n.Store(n + arenaChunk)
 	for i := len(c) - 1; i >= 0; i-- {
 		a.push(c[i].idx)

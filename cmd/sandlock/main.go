@@ -20,6 +20,13 @@ const (
 	exitSandlock = 125
 )
 
+func init() {
+	// The main goroutine runs on the main thread for good: `sandlock run`
+	// confines that thread and forks the command from it (see
+	// sandbox.Options.ConfineCaller).
+	runtime.LockOSThread()
+}
+
 func main() {
 	// Supervisor workers wait for notifications inside a syscall, holding
 	// their scheduler slot (P) until the runtime takes it back (20µs to
@@ -37,7 +44,9 @@ func Main(args []string, stdin *os.File, stdout, stderr *os.File) int {
 	}
 	switch args[0] {
 	case "run":
-		sandbox.Prepare() // the spawn thread starts while flags are parsed
+		if err := sandbox.PrepareCaller(); err != nil {
+			return errorf(stderr, exitSandlock, "%v", err)
+		}
 		return cmdRun(args[1:], stdin, stdout, stderr)
 	case "check":
 		return cmdCheck(args[1:], stdout, stderr)

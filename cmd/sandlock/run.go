@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/sandlock/sandlock/policy"
 	"github.com/sandlock/sandlock/sandbox"
@@ -263,7 +264,7 @@ func setEnv(env []string, key, kv string) []string {
 func runSandbox(p *policy.Policy, argv []string, f *runFlags, status, stdin, stdout, stderr *os.File) int {
 	opts := &sandbox.Options{
 		Stats:         f.stats != "",
-		ExitAfterWait: true,
+		ConfineCaller: true,
 		Events: func(e sandbox.Event) {
 			if e.MemoryKill != nil {
 				fmt.Fprintf(stderr, "sandlock: %s\n", e.MemoryKill)
@@ -273,27 +274,19 @@ func runSandbox(p *policy.Policy, argv []string, f *runFlags, status, stdin, std
 	if v := os.Getenv("SANDLOCK_SUPERVISOR"); v == "ring" {
 		opts.UseRing = true
 	}
-	// Signal forwarding is set up on another goroutine, off the launch's
-	// critical path (os/signal's first Notify costs a fraction of a
-	// millisecond); signals that arrive before the sandbox exists are
-	// forwarded once it does.
-	sigs := make(chan os.Signal, 8)
-	started := make(chan *sandbox.Sandbox, 1)
-	go func() {
-		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
-		if p.Interactive {
-			signal.Ignore(syscall.SIGTTOU, syscall.SIGTTIN)
-		}
-		sb := <-started
-		if sb == nil {
-			return
-		}
-		for s := range sigs {
-			sb.Signal(s.(syscall.Signal))
-		}
-	}()
+	if p.Interactive {
+		signal.Ignore(syscall.SIGTTOU, syscall.SIGTTIN)
+	}
 	sb, err := sandbox.Start(p, sandbox.Command{Path: argv[0], Args: argv, Stdin: stdin, Stdout: stdout, Stderr: stderr}, opts)
-	started <- sb
+	if err == nil {
+		// Signal forwarding starts a moment after the command: os/signal
+		// costs two threads and a fraction of a millisecond, which a short
+		// command should not pay. A signal that arrives before then kills
+		// sandlock by its default action; its parent-death signal and the
+		// watchdog then kill the sandbox, and the exit status (128+N) is the
+		// one forwarding would give.
+		time.AfterFunc(forwardDelay, func() { forwardSignals(sb) })
+	}
 	if err != nil {
 		var ee *sandbox.ExecError
 		if errors.As(err, &ee) {
@@ -309,7 +302,10 @@ func runSandbox(p *policy.Policy, argv []string, f *runFlags, status, stdin, std
 		return errorf(stderr, exitSandlock, "%v", err)
 	}
 	if f.stats != "" && res.Stats != nil {
-		if err := writeStats(f.stats, res.Stats); err != nil {
+		// Off this (confined) thread: Landlock would judge the open.
+		done := make(chan error)
+		go func() { done <- writeStats(f.stats, res.Stats) }()
+		if err := <-done; err != nil {
 			errorf(stderr, 0, "--stats: %s: %v", f.stats, err)
 		}
 	}
@@ -325,6 +321,20 @@ func runSandbox(p *policy.Policy, argv []string, f *runFlags, status, stdin, std
 		return exitTimeout
 	}
 	return res.ExitCode
+}
+
+// forwardDelay is how long after the start signal forwarding is set up.
+const forwardDelay = 5 * time.Millisecond
+
+// forwardSignals forwards INT, TERM, HUP and QUIT to the sandbox.
+func forwardSignals(sb *sandbox.Sandbox) {
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	go func() {
+		for s := range sigs {
+			sb.Signal(s.(syscall.Signal))
+		}
+	}()
 }
 
 func isTerminal(f *os.File) bool {

@@ -48,28 +48,21 @@ type Features struct {
 }
 
 // ConfineThread applies spec to the calling OS thread, in this order:
-// capabilities and no_new_privs (PrepareThread, unless done), Landlock,
-// seccomp. It returns the listener fd (or -1) and the features in use.
-//
-// The caller must have locked the goroutine to its thread
-// (runtime.LockOSThread) and must never unlock it: the thread is confined
-// for good and must die with its goroutine rather than go back to the
-// scheduler's pool. Everything is per-thread, so the rest of the process
-// (the supervisor) stays unconfined.
-func ConfineThread(spec ThreadSpec) (listener int, feat Features, err error) {
-	listener = -1
+// capabilities and no_new_privs (PrepareThread, unless done), the main
+// seccomp filter, then onListener with its listener fd (or -1), then
+// Landlock and the stacked filters. The listener comes out as early as
+// possible so that the supervisor's worker can be waking up while the rest
+// is applied: the thread's first notified syscall, the fork of the
+// command, needs it. Nothing between the first filter and the fork may make
+// a notified syscall before onListener has returned.
+func ConfineThread(spec ThreadSpec, onListener func(listener int) error) (feat Features, err error) {
 	if !spec.Prepared {
 		if err := PrepareThread(); err != nil {
-			return -1, feat, err
-		}
-	}
-	if spec.Ruleset != nil && spec.Ruleset.FD >= 0 {
-		if err := ll.LandlockRestrictSelf(spec.Ruleset.FD, spec.Ruleset.Flags); err != nil {
-			return -1, feat, fmt.Errorf("landlock_restrict_self: %w", err)
+			return feat, err
 		}
 	}
 	if len(spec.Filters) == 0 || len(spec.Filters[0]) == 0 {
-		return -1, feat, errors.New("empty seccomp filter")
+		return feat, errors.New("empty seccomp filter")
 	}
 	var flags uintptr
 	if spec.Listener {
@@ -82,22 +75,30 @@ func ConfineThread(spec ThreadSpec) (listener int, feat Features, err error) {
 		fd, err = sys.SeccompSetFilter(flags, spec.Filters[0])
 	}
 	if err != nil {
-		return -1, feat, fmt.Errorf("seccomp(SET_MODE_FILTER): %w", err)
+		return feat, fmt.Errorf("seccomp(SET_MODE_FILTER): %w", err)
+	}
+	if !spec.Listener {
+		fd = -1
+	} else {
+		feat.WaitKillableRecv = flags&sys.FilterFlagWaitKillable != 0
+		// Kernels before 6.6 refuse SYNC_WAKE_UP; the supervisor still
+		// works, each notification costing a cross-CPU wake-up.
+		feat.SyncWakeUp = sys.NotifSetFlags(fd, sys.UserNotifFdSyncWakeUp) == nil
+	}
+	if onListener != nil {
+		if err := onListener(fd); err != nil {
+			return feat, err
+		}
+	}
+	if spec.Ruleset != nil && spec.Ruleset.FD >= 0 {
+		if err := ll.LandlockRestrictSelf(spec.Ruleset.FD, spec.Ruleset.Flags); err != nil {
+			return feat, fmt.Errorf("landlock_restrict_self: %w", err)
+		}
 	}
 	for _, f := range spec.Filters[1:] {
 		if _, err := sys.SeccompSetFilter(0, f); err != nil {
-			if fd >= 0 && spec.Listener {
-				unix.Close(fd)
-			}
-			return -1, feat, fmt.Errorf("seccomp(SET_MODE_FILTER), second filter: %w", err)
+			return feat, fmt.Errorf("seccomp(SET_MODE_FILTER), stacked filter: %w", err)
 		}
 	}
-	if !spec.Listener {
-		return -1, feat, nil
-	}
-	feat.WaitKillableRecv = flags&sys.FilterFlagWaitKillable != 0
-	// Kernels before 6.6 refuse SYNC_WAKE_UP; the supervisor still works,
-	// each notification costing a cross-CPU wake-up.
-	feat.SyncWakeUp = sys.NotifSetFlags(fd, sys.UserNotifFdSyncWakeUp) == nil
-	return fd, feat, nil
+	return feat, nil
 }

@@ -110,6 +110,14 @@ func generate(t table, dir, version, out string) error {
 	for _, e := range entries {
 		fmt.Fprintf(&buf, "\t{%q, %d},\n", e.name, e.nr)
 	}
+	fmt.Fprintf(&buf, "}\n\n")
+	byName := append([]entry(nil), entries...)
+	sort.Slice(byName, func(i, j int) bool { return byName[i].name < byName[j].name })
+	fmt.Fprintf(&buf, "// %sByName is the same table ordered by name, for lookups without a map.\n", t.ident)
+	fmt.Fprintf(&buf, "var %sByName = []Syscall{\n", t.ident)
+	for _, e := range byName {
+		fmt.Fprintf(&buf, "\t{%q, %d},\n", e.name, e.nr)
+	}
 	fmt.Fprintf(&buf, "}\n")
 	code, err := format.Source(buf.Bytes())
 	if err != nil {
