@@ -85,8 +85,8 @@ func (t *pidTable) remove(pid int32, r ref) {
 // only when the stack is empty.
 type arena struct {
 	chunks atomic.Pointer[[]*[arenaChunk]proc] // replaced (copied) when it grows
-	n      atomic.Uint32                        // records created
-	free   atomic.Uint64 // top: index+1 in the low 32 bits, tag in the high 32
+	n      atomic.Uint32                       // records created
+	free   atomic.Uint64                       // top: index+1 in the low 32 bits, tag in the high 32
 	grow   sync.Mutex
 }
 
