@@ -1,0 +1,339 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/sandlock/sandlock/internal/testbin"
+	"github.com/sandlock/sandlock/internal/testenv"
+	"golang.org/x/sys/unix"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testbin.Cleanup()
+	os.Exit(code)
+}
+
+// result is how one sandlock invocation ended.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// run invokes the built sandlock with args, feeding stdin.
+func run(t *testing.T, stdin string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, testbin.Sandlock(t), args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			t.Fatalf("sandlock %q itself died by %v; stderr: %s", args, ws.Signal(), r.stderr)
+		}
+	} else if err != nil {
+		t.Fatalf("sandlock %q: %v", args, err)
+	}
+	return r
+}
+
+// sandboxArgs returns "run" with the read paths a dynamic command needs.
+func sandboxArgs(t *testing.T, extra ...string) []string {
+	return append(append([]string{"run"}, testbin.ReadArgs(t)...), extra...)
+}
+
+func requireSandbox(t *testing.T) {
+	t.Helper()
+	out, err := exec.Command(testbin.Sandlock(t), "check").CombinedOutput()
+	testenv.Require(t, err == nil, "sandlock check fails here:\n"+string(out))
+}
+
+func TestReadAllowedPaths(t *testing.T) {
+	requireSandbox(t)
+	r := run(t, "", "run", "-r", "/usr", "-r", "/lib", "-r", "/lib64", "-r", "/bin", "-r", "/etc", "--name", "acceptance", "--", "cat", "/etc/hostname")
+	if r.code != 0 || r.stdout != "acceptance\n" {
+		t.Fatalf("cat /etc/hostname: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	// The default name is sandbox-<pid>-<n>, the hostname seen inside.
+	r = run(t, "", sandboxArgs(t, "--", "sh", "-c", "cat /etc/hostname; hostname; uname -n")...)
+	lines := strings.Fields(r.stdout)
+	if r.code != 0 || len(lines) != 3 || !strings.HasPrefix(lines[0], "sandbox-") || lines[0] != lines[1] || lines[1] != lines[2] {
+		t.Fatalf("hostname views: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestHostnameWithoutEtc(t *testing.T) {
+	requireSandbox(t)
+	var a []string
+	for _, p := range testbin.SystemPaths() {
+		if p != "/etc" {
+			a = append(a, "-r", p)
+		}
+	}
+	a = append(append([]string{"run"}, a...), "--name", "noetc", "--", "/bin/cat", "/etc/hostname")
+	r := run(t, "", a...)
+	if r.code != 0 || r.stdout != "noetc\n" {
+		t.Fatalf("/etc/hostname with /etc unreadable: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestFilesystemRules(t *testing.T) {
+	requireSandbox(t)
+	outside := t.TempDir()
+	secret := filepath.Join(outside, "secret")
+	os.WriteFile(secret, []byte("x"), 0o644)
+	ro := t.TempDir()
+	rw := t.TempDir()
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantErr  string
+	}{
+		{"read outside", []string{"--", "cat", secret}, 1, "Permission denied"},
+		{"write under -r", []string{"-r", ro, "--", "sh", "-c", "echo x > " + ro + "/f"}, 2, "Permission denied"},
+		{"write under -w", []string{"-w", rw, "--", "sh", "-c", "echo x > " + rw + "/f && cat " + rw + "/f && mkdir " + rw + "/d && rm " + rw + "/f"}, 0, ""},
+		{"list outside", []string{"--", "ls", outside}, 2, "Permission denied"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := run(t, "", sandboxArgs(t, tc.args...)...)
+			if r.code != tc.wantCode || !strings.Contains(r.stderr, tc.wantErr) {
+				t.Fatalf("code %d (want %d), stderr %q (want %q)", r.code, tc.wantCode, r.stderr, tc.wantErr)
+			}
+		})
+	}
+	if b, _ := os.ReadFile(filepath.Join(ro, "f")); b != nil {
+		t.Fatal("a file was written under a read-only path")
+	}
+}
+
+func TestEnvironmentAndControl(t *testing.T) {
+	requireSandbox(t)
+	dir := t.TempDir()
+	t.Setenv("SANDLOCK_TEST_OUTER", "outer")
+	for _, tc := range []struct {
+		name  string
+		stdin string
+		args  []string
+		want  string
+	}{
+		{"cwd", "", []string{"-r", dir, "--cwd", dir, "--", "pwd"}, dir + "\n"},
+		{"env", "", []string{"--env", "A=1", "--env", "B=x=y", "--", "sh", "-c", "echo $A $B $SANDLOCK_TEST_OUTER"}, "1 x=y outer\n"},
+		{"clean-env", "", []string{"--clean-env", "--env", "A=1", "--", "sh", "-c", "echo $A; echo ${SANDLOCK_TEST_OUTER:-gone}; test -n \"$PATH\" && echo path"}, "1\ngone\npath\n"},
+		{"exec-shell", "", []string{"-e", "echo $((6*7))"}, "42\n"},
+		{"stdin to stdout", "hello sandbox\n", []string{"--", "cat"}, "hello sandbox\n"},
+		{"args after command", "", []string{"echo", "-n", "a", "--", "b"}, "a -- b"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := run(t, tc.stdin, sandboxArgs(t, tc.args...)...)
+			if r.code != 0 || r.stdout != tc.want {
+				t.Fatalf("code %d, stdout %q (want %q), stderr %q", r.code, r.stdout, tc.want, r.stderr)
+			}
+		})
+	}
+}
+
+func TestStatusFD(t *testing.T) {
+	requireSandbox(t)
+	for _, tc := range []struct {
+		script string
+		want   string
+		code   int
+	}{
+		{"exit 3", `{"exit_code":3}`, 3},
+		{"kill -TERM $$", `{"exit_code":-1,"signal":15}`, 143},
+	} {
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(testbin.Sandlock(t), sandboxArgs(t, "--status-fd", "3", "--", "sh", "-c", tc.script)...)
+		cmd.ExtraFiles = []*os.File{pw}
+		err = cmd.Run()
+		pw.Close()
+		got, _ := readAll(pr)
+		if cmd.ProcessState.ExitCode() != tc.code || strings.TrimSpace(got) != tc.want {
+			t.Errorf("%s: exit %d (want %d), status %q (want %q), err %v", tc.script, cmd.ProcessState.ExitCode(), tc.code, got, tc.want, err)
+		}
+	}
+}
+
+func readAll(f *os.File) (string, error) {
+	defer f.Close()
+	var b bytes.Buffer
+	_, err := b.ReadFrom(f)
+	return b.String(), err
+}
+
+func TestExitCodes(t *testing.T) {
+	requireSandbox(t)
+	notExec := filepath.Join(t.TempDir(), "script")
+	os.WriteFile(notExec, []byte("#!/bin/sh\necho hi\n"), 0o644)
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"exit 7", []string{"--", "sh", "-c", "exit 7"}, 7},
+		{"kill -9", []string{"--", "sh", "-c", "kill -9 $$"}, 137},
+		{"not found", []string{"--", "no-such-command-xyz"}, 127},
+		{"not executable", []string{"-r", filepath.Dir(notExec), "--", notExec}, 126},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if r := run(t, "", sandboxArgs(t, tc.args...)...); r.code != tc.code {
+				t.Fatalf("code %d, want %d; stderr %q", r.code, tc.code, r.stderr)
+			}
+		})
+	}
+}
+
+// pgrepSleep counts live (not zombie) processes running testprog sleep with
+// the given marker.
+func liveWithArg(marker string) int {
+	n := 0
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil || !bytes.Contains(b, []byte(marker)) {
+			continue
+		}
+		st, _ := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if i := bytes.LastIndexByte(st, ')'); i > 0 && len(st) > i+2 && st[i+2] != 'Z' {
+			n++
+		}
+	}
+	return n
+}
+
+func TestTimeout(t *testing.T) {
+	requireSandbox(t)
+	marker := fmt.Sprintf("%dms", 30000+os.Getpid()%1000)
+	start := time.Now()
+	r := run(t, "", sandboxArgs(t, "-t", "1", "--", "sh", "-c", testbin.Prog(t)+" sleep "+marker+" & "+testbin.Prog(t)+" sleep "+marker)...)
+	took := time.Since(start)
+	if r.code != 124 || !strings.Contains(r.stderr, "sandlock: timeout after 1s") {
+		t.Fatalf("code %d, stderr %q", r.code, r.stderr)
+	}
+	if took > 15*time.Second {
+		t.Errorf("took %v", took)
+	}
+	if n := liveWithArg(marker); n != 0 {
+		t.Fatalf("%d sandboxed processes survived the timeout", n)
+	}
+}
+
+func TestConfinementInside(t *testing.T) {
+	requireSandbox(t)
+	r := run(t, "", sandboxArgs(t, "-r", "/proc", "--", testbin.Prog(t), "probe")...)
+	if r.code != 0 {
+		t.Fatalf("probe: code %d, stderr %q", r.code, r.stderr)
+	}
+	var got map[string]string
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+		t.Fatalf("probe output %q: %v", r.stdout, err)
+	}
+	status := got["status"]
+	delete(got, "status")
+	for name, errno := range got {
+		if errno == "OK" {
+			t.Errorf("%s succeeded inside the sandbox", name)
+		}
+	}
+	want := map[string]string{"NoNewPrivs": "1", "Seccomp": "2"}
+	if os.Geteuid() == 0 {
+		for _, c := range []string{"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"} {
+			want[c] = "0000000000000000"
+		}
+	}
+	fields := map[string]string{}
+	for _, line := range strings.Split(status, "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		if _, ok := want[k]; ok {
+			fields[k] = strings.TrimSpace(v)
+		}
+	}
+	if diff := cmp.Diff(want, fields); diff != "" {
+		t.Errorf("/proc/self/status inside (-want +got):\n%s", diff)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	marker := filepath.Join(t.TempDir(), "started")
+	touch := []string{"--", "sh", "-c", "touch " + marker}
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string // the one line of stderr, up to its end
+	}{
+		{"unknown flag", append([]string{"run", "--bogus"}, touch...), 2, "sandlock: --bogus: unknown flag"},
+		{"unknown short flag", append([]string{"run", "-Z"}, touch...), 2, "sandlock: -Z: unknown flag"},
+		{"env without =", append([]string{"run", "--env", "FOO"}, touch...), 125, "sandlock: --env: FOO: expected KEY=VALUE"},
+		{"name with slash", append([]string{"run", "--name", "a/b"}, touch...), 125, "sandlock: --name: a/b: must not contain '/'"},
+		{"timeout not a number", append([]string{"run", "-t", "abc"}, touch...), 125, "sandlock: --timeout: abc: not a number of seconds"},
+		{"no command", []string{"run", "-r", "/usr"}, 2, "sandlock: run: no command given"},
+		{"missing value", []string{"run", "--timeout"}, 2, "sandlock: --timeout: needs a value"},
+		{"bad size", append([]string{"run", "-m", "12Q"}, touch...), 125, "sandlock: --max-memory: 12Q: not a size"},
+		{"bad processes", append([]string{"run", "-P", "0"}, touch...), 125, "sandlock: --max-processes: 0: must be at least 1"},
+		{"missing path", append([]string{"run", "-r", "/no/such/path"}, touch...), 125, "sandlock: --fs-read: /no/such/path: no such file or directory"},
+		{"relative path", append([]string{"run", "-w", "rel"}, touch...), 125, "sandlock: --fs-write: rel: must be an absolute path"},
+		{"unknown syscall", append([]string{"run", "--extra-deny-syscall", "opne"}, touch...), 125, "sandlock: --extra-deny-syscall: opne: unknown syscall"},
+		{"unknown group", append([]string{"run", "--extra-allow-syscall", "all"}, touch...), 125, "sandlock: --extra-allow-syscall: all: unknown group"},
+		{"unknown protection", append([]string{"run", "--disable", "fs"}, touch...), 125, "sandlock: --disable: fs: unknown protection"},
+		{"bad status fd", append([]string{"run", "--status-fd", "99"}, touch...), 125, "sandlock: --status-fd: 99: bad file descriptor"},
+		{"not supported yet", append([]string{"run", "--net-allow", "example.com"}, touch...), 125, "sandlock: --net-allow: not supported yet"},
+		{"no-supervisor conflict", append([]string{"run", "--no-supervisor", "-m", "1G"}, touch...), 125, "sandlock: --no-supervisor is incompatible with: --max-memory"},
+		{"cpu out of range", append([]string{"run", "-c", "101"}, touch...), 125, "sandlock: --cpu: 101: must be between 1 and 100"},
+		{"unknown subcommand", []string{"frobnicate"}, 2, "sandlock: frobnicate: unknown subcommand"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := run(t, "", tc.args...)
+			lines := strings.Split(strings.TrimRight(r.stderr, "\n"), "\n")
+			if r.code != tc.code || len(lines) != 1 || !strings.HasPrefix(lines[0], tc.want) {
+				t.Fatalf("code %d (want %d), stderr %q (want one line starting %q)", r.code, tc.code, r.stderr, tc.want)
+			}
+			if _, err := os.Stat(marker); err == nil {
+				t.Fatal("the command ran")
+			}
+		})
+	}
+}
+
+func TestCheck(t *testing.T) {
+	cmd := exec.Command(testbin.Sandlock(t), "check")
+	out, err := cmd.CombinedOutput()
+	abi, _ := unixLandlockABI()
+	testenv.Require(t, abi >= 6, "Landlock ABI below 6")
+	if err != nil {
+		t.Fatalf("check failed: %v\n%s", err, out)
+	}
+	for _, want := range []string{"Landlock:", "ABI", "User notification:", "io_uring:", "pidfd:", "Platform:", "Status:             OK"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("check output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func unixLandlockABI() (int, error) {
+	r, _, e := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, 1)
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}
