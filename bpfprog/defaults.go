@@ -46,14 +46,15 @@ const (
 	// private or shared anonymous memory, brk that moves the break, mremap,
 	// mprotect and pkey_mprotect adding PROT_WRITE, shmget. Read-only,
 	// PROT_NONE and shared file mappings, and brk(0) queries, are allowed in
-	// the filter.
+	// the filter. Also sysinfo, so that the memory a program sees is the
+	// sandbox's limit.
 	NotifyMemory
 	// NotifyHostname: uname, and the open calls, so that the sandbox's name
 	// is the hostname seen inside.
 	NotifyHostname
-	// NotifySessions: setsid and setpgid, so the supervisor knows every
-	// process group it may have to kill.
-	NotifySessions
+	// NotifySignals: rt_sigaction installing a SIGCHLD handler, which the
+	// supervisor makes restartable (see package supervisor).
+	NotifySignals
 )
 
 // Options selects what DefaultPolicy adds to the default deny list.
@@ -232,6 +233,7 @@ func DefaultPolicy(arch *Arch, o Options) (*Policy, error) {
 		}
 		setArg("brk", Rule{Clauses: []Clause{{When: []Cond{{Arg: 0, Op: OpEq, Value: 0, Width: 64}}, Then: ActAllow}}, Else: ActNotify})
 		setArg("mremap", Const(ActNotify))
+		setArg("sysinfo", Const(ActNotify))
 		if sysvAllowed {
 			setArg("shmget", Const(ActNotify))
 		}
@@ -241,9 +243,11 @@ func DefaultPolicy(arch *Arch, o Options) (*Policy, error) {
 			setArg(n, Const(ActNotify))
 		}
 	}
-	if o.Notify&NotifySessions != 0 {
-		setArg("setsid", Const(ActNotify))
-		setArg("setpgid", Const(ActNotify))
+	if o.Notify&NotifySignals != 0 {
+		setArg("rt_sigaction", Rule{Clauses: []Clause{{When: []Cond{
+			{Arg: 0, Op: OpEq, Value: uint64(unix.SIGCHLD), Width: 32},
+			{Arg: 1, Op: OpNe, Value: 0, Width: 64},
+		}, Then: ActNotify}}, Else: ActAllow})
 	}
 	if !notify {
 		for nr, r := range p.Rules {

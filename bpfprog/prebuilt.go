@@ -28,7 +28,7 @@ type prebuilt struct {
 // supervised with the memory ledger, each with System V IPC denied or
 // allowed.
 func PrebuiltOptions() []Options {
-	sup := NotifyProcesses | NotifySessions | NotifyHostname
+	sup := NotifyProcesses | NotifySignals | NotifyHostname
 	var out []Options
 	for _, allow := range [][]string{nil, {"sysv_ipc"}} {
 		out = append(out,

@@ -135,7 +135,7 @@ type Sandbox struct {
 	pid    int
 	pidfd  int
 	sup    *supervisor.Supervisor
-	dog    *watchdog
+	dog    atomic.Pointer[watchdog]
 
 	done        chan struct{} // closed at teardown: the spawn thread wakes the workers and exits
 	threadDone  chan struct{}
@@ -278,7 +278,7 @@ func Start(p *policy.Policy, cmd Command, opts *Options) (*Sandbox, error) {
 		Doorbell:   supervisor.Doorbell,
 	}
 	if !p.NoSupervisor {
-		bo.Notify = bpfprog.NotifyProcesses | bpfprog.NotifySessions | bpfprog.NotifyHostname
+		bo.Notify = bpfprog.NotifyProcesses | bpfprog.NotifySignals | bpfprog.NotifyHostname
 		if p.MaxMemory > 0 {
 			bo.Notify |= bpfprog.NotifyMemory
 		}
@@ -312,14 +312,14 @@ func Start(p *policy.Policy, cmd Command, opts *Options) (*Sandbox, error) {
 	}
 	attr := &syscall.ProcAttr{Dir: p.Cwd, Env: env, Files: files,
 		Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}}
-	if p.Interactive {
-		attr.Sys.Setpgid = true
-		if isTerminal(files[0]) {
-			attr.Sys.Foreground = true
-			attr.Sys.Ctty = 0
-		}
-	} else {
-		attr.Sys.Setsid = true
+	// The command leads a process group of its own, in sandlock's session
+	// (as the Rust sandlock does): signals are forwarded to that group. The
+	// child makes no notified syscall before its exec, so its parent-death
+	// signal is set before anything can wait on the supervisor.
+	attr.Sys.Setpgid = true
+	if p.Interactive && isTerminal(files[0]) {
+		attr.Sys.Foreground = true
+		attr.Sys.Ctty = 0
 	}
 	pidfd := -1
 	attr.Sys.PidFD = &pidfd
@@ -461,9 +461,9 @@ func (sb *Sandbox) newSupervisor(arch *bpfprog.Arch, supc chan<- *supervisor.Sup
 		UseRing:      sb.opts.UseRing,
 		Stats:        sb.opts.Stats,
 		Events: supervisor.Events{
-			MemoryKill:   sb.memoryKill,
-			ProcessGroup: sb.processGroup,
-			FirstFork:    sb.startWatchdog,
+			MemoryKill: sb.memoryKill,
+			Registered: sb.registered,
+			FirstFork:  sb.startWatchdog,
 		},
 	})
 	sb.supErr = err
@@ -476,16 +476,8 @@ func (sb *Sandbox) Pid() int { return sb.pid }
 // Name returns the sandbox's name (its hostname inside).
 func (sb *Sandbox) Name() string { return sb.name }
 
-// Signal sends sig to the command's process group (and, with a supervisor,
-// to every group the sandbox made).
+// Signal sends sig to the command's process group.
 func (sb *Sandbox) Signal(sig syscall.Signal) error {
-	if sb.sup != nil {
-		for _, g := range sb.sup.Groups() {
-			if g != sb.pid {
-				unix.Kill(-g, sig)
-			}
-		}
-	}
 	return unix.Kill(-sb.pid, sig)
 }
 
@@ -553,8 +545,8 @@ func (sb *Sandbox) wait() (*Result, error) {
 			sb.sup.ReleaseRoot()
 		}
 		sb.reapAll()
-		if sb.dog != nil {
-			sb.dog.clean() // nothing is left for it to kill
+		if d := sb.dog.Load(); d != nil {
+			d.clean() // nothing is left for it to kill
 		}
 	})
 	if sb.sup != nil && sb.opts.Stats {
@@ -608,9 +600,8 @@ func (sb *Sandbox) teardown() {
 			sb.sup.Stop()
 		}
 	})
-	if sb.dog != nil {
-		sb.dog.release()
-		sb.dog = nil
+	if d := sb.dog.Swap(nil); d != nil {
+		d.release()
 	}
 	if sb.pidfd >= 0 {
 		unix.Close(sb.pidfd)
@@ -673,7 +664,7 @@ func (sb *Sandbox) children() []int {
 		for _, f := range strings.Fields(string(b)) {
 			var pid int
 			fmt.Sscan(f, &pid)
-			if pid <= 0 || (sb.dog != nil && pid == sb.dog.pid) || pid == sb.pid {
+			if d := sb.dog.Load(); pid <= 0 || (d != nil && pid == d.pid) || pid == sb.pid {
 				continue
 			}
 			if sandboxed(pid) {
@@ -701,24 +692,24 @@ func (sb *Sandbox) memoryKill(pid int, comm string, limit int64) {
 	}
 }
 
-func (sb *Sandbox) processGroup(g int) {
-	if sb.dog != nil {
-		sb.dog.add(g)
+// registered hands each registered process to the watchdog, once it runs.
+func (sb *Sandbox) registered(pidfd int) {
+	if d := sb.dog.Load(); d != nil {
+		d.add(pidfd)
 	}
 }
 
+// startWatchdog runs before the sandbox's first process creates a second:
+// from then on the parent-death signal is not enough.
 func (sb *Sandbox) startWatchdog() error {
 	d, err := startWatchdog()
 	if err != nil {
 		return err
 	}
-	for _, g := range sb.sup.Groups() {
-		d.add(g)
-	}
-	if sb.pid > 0 {
-		d.add(sb.pid)
-	}
-	sb.dog = d
+	sb.dog.Store(d)
+	// After the store: a process registered from now on is handed over by
+	// registered; those before are in the supervisor's records.
+	sb.sup.Pidfds(d.add)
 	return nil
 }
 

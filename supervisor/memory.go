@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -61,21 +62,22 @@ func (w *worker) memKill(p *proc) {
 	if fd < 0 || p.has(stSelf) {
 		return
 	}
-	unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
 	pid := int(p.pid.Load())
-	if _, dup := s.killed.LoadOrStore(pid, struct{}{}); dup {
-		return
-	}
-	comm := "?"
-	if b, err := w.readProc(int32(pid), 0, "comm"); err == nil {
-		for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == 0) {
-			b = b[:len(b)-1]
+	if _, dup := s.killed.LoadOrStore(pid, struct{}{}); !dup {
+		// Report before killing: once the process is dead, sandlock may
+		// exit before a later report would be written.
+		comm := "?"
+		if b, err := w.readProc(int32(pid), 0, "comm"); err == nil {
+			for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == 0) {
+				b = b[:len(b)-1]
+			}
+			comm = string(b)
 		}
-		comm = string(b)
+		if s.cfg.Events.MemoryKill != nil {
+			s.cfg.Events.MemoryKill(pid, comm, s.mem.Limit())
+		}
 	}
-	if s.cfg.Events.MemoryKill != nil {
-		s.cfg.Events.MemoryKill(pid, comm, s.mem.Limit())
-	}
+	unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
 }
 
 // measure returns p's writable private memory (data + stack, from
@@ -252,6 +254,38 @@ func (w *worker) brk(p *proc) {
 	}
 	p.brk.Store(want)
 	w.charge(p, int32(w.n.Pid), pageRound(want-top))
+}
+
+// sysinfo answers on the process's behalf with the sandbox's memory: total
+// RAM is the limit and free RAM what the ledger has left, so that runtimes
+// sizing their heaps from physical memory (the JVM's initial heap is 1/64
+// of it, V8's limits too, through sysconf(_SC_PHYS_PAGES)) size them for
+// the sandbox rather than the host.
+func (w *worker) sysinfo(p *proc) {
+	s := w.s
+	if s.mem == nil {
+		return
+	}
+	var si unix.Sysinfo_t
+	if err := unix.Sysinfo(&si); err != nil {
+		return
+	}
+	unit := uint64(si.Unit)
+	if unit == 0 {
+		unit = 1
+	}
+	limit := uint64(s.mem.Limit())
+	free := uint64(max(s.mem.Limit()-s.mem.InUse(), 0))
+	si.Totalram = min(si.Totalram, limit/unit)
+	si.Freeram = min(si.Freeram, free/unit)
+	si.Sharedram = min(si.Sharedram, si.Totalram)
+	si.Bufferram = min(si.Bufferram, si.Totalram)
+	b := (*[unsafe.Sizeof(si)]byte)(unsafe.Pointer(&si))
+	if err := w.writeMem(w.n.Data.Args[0], b[:]); err != nil {
+		w.fail(unix.EFAULT)
+		return
+	}
+	w.value(0)
 }
 
 // shmget charges a System V segment to the sandbox for its lifetime: it

@@ -111,6 +111,9 @@ func (w *worker) register(pid, ppid int32, parent *proc, markerTid int32) *proc 
 		// a watch, an exit is still found by the slow path.
 		s.watch(fd, r)
 	}
+	if s.cfg.Events.Registered != nil {
+		s.cfg.Events.Registered(fd)
+	}
 	return p
 }
 

@@ -2,48 +2,53 @@ package supervisor
 
 import "golang.org/x/sys/unix"
 
-// setsid: the caller becomes the leader of a new session and process group
-// named by its pid. Recording it before the call runs means teardown (and
-// the watchdog) can always reach the group.
-func (w *worker) setsid(p *proc) {
-	w.s.recordGroup(int(p.pid.Load()))
+// saRestart is SA_RESTART (the same on x86_64 and aarch64).
+const saRestart = 0x10000000
+
+// sigaction makes a SIGCHLD handler restartable (the filter sends only
+// rt_sigaction(SIGCHLD, act != NULL)).
+//
+// A notified syscall waits for the supervisor interruptibly until the
+// supervisor has received the notification (WAIT_KILLABLE_RECV makes the
+// wait killable-only after that). A signal that lands in that window of a
+// few microseconds ends the syscall with ERESTARTSYS, which the kernel turns
+// into EINTR when the handler lacks SA_RESTART. For fork, which never fails
+// with EINTR natively, that is the "Cannot fork" of dash pipelines, whose
+// SIGCHLD handler has no SA_RESTART. With SA_RESTART the kernel restarts the
+// syscall instead. SIGCHLD is where it matters (children exit all the time
+// in a fork-heavy sandbox) and where it changes nothing else in practice:
+// programs do not rely on SIGCHLD to interrupt a blocking read, and the calls
+// they wait for SIGCHLD in (sigsuspend, poll, select, epoll_wait) are never
+// restarted anyway.
+//
+// The flag is written into the caller's struct sigaction before the call
+// goes on (CONTINUE). That decision is not a security one: another thread
+// that rewrites the struct in between only takes the restart away from its
+// own process.
+func (w *worker) sigaction(p *proc) {
+	addr := w.n.Data.Args[1]
+	var b [16]byte // sa_handler, sa_flags: the first two words on x86_64 and aarch64
+	if err := w.readMem(addr, b[:]); err != nil {
+		return
+	}
+	handler := le64(b[0:])
+	flags := le64(b[8:])
+	if handler <= 1 || flags&saRestart != 0 { // SIG_DFL, SIG_IGN, or already restartable
+		return
+	}
+	putLE64(b[8:], flags|saRestart)
+	w.writeMem(addr+8, b[8:16])
 }
 
-// setpgid(pid, pgid) moves a process to a group, a new one when pgid is 0.
-func (w *worker) setpgid(p *proc) {
-	a := &w.n.Data.Args
-	target := int(int32(a[0]))
-	if target == 0 {
-		target = int(p.pid.Load())
-	}
-	g := int(int32(a[1]))
-	if g == 0 {
-		g = target
-	}
-	if g > 0 {
-		w.s.recordGroup(g)
-	}
+func le64(b []byte) uint64 {
+	return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
 }
 
-func (s *Supervisor) recordGroup(g int) {
-	s.groupsMu.Lock()
-	seen := s.groups[g]
-	s.groups[g] = true
-	s.groupsMu.Unlock()
-	if !seen && s.cfg.Events.ProcessGroup != nil {
-		s.cfg.Events.ProcessGroup(g)
+func putLE64(b []byte, v uint64) {
+	for i := 0; i < 8; i++ {
+		b[i] = byte(v >> (8 * i))
 	}
-}
-
-// Groups returns every process group the sandbox made.
-func (s *Supervisor) Groups() []int {
-	s.groupsMu.Lock()
-	defer s.groupsMu.Unlock()
-	out := make([]int, 0, len(s.groups))
-	for g := range s.groups {
-		out = append(out, g)
-	}
-	return out
 }
 
 // doorbell answers ioctl(fd, Doorbell) from inside the sandbox as the kernel
@@ -52,12 +57,26 @@ func (w *worker) doorbell(p *proc) {
 	w.fail(unix.EBADF)
 }
 
-// Signal sends sig to every live sandboxed process and every process group
-// the sandbox made.
+// Signal sends sig to every registered live sandboxed process.
 func (s *Supervisor) Signal(sig unix.Signal) {
-	for _, g := range s.Groups() {
-		unix.Kill(-g, sig)
-	}
+	s.eachLive(func(p *proc) {
+		if fd := p.pidfd.Load(); fd >= 0 {
+			unix.PidfdSendSignal(int(fd), sig, nil, 0)
+		}
+	})
+}
+
+// Pidfds calls f with the pidfd of every registered live process, the
+// first one included (for the watchdog).
+func (s *Supervisor) Pidfds(f func(pidfd int)) {
+	s.eachLive(func(p *proc) {
+		if fd := p.pidfd.Load(); fd >= 0 {
+			f(int(fd))
+		}
+	})
+}
+
+func (s *Supervisor) eachLive(f func(*proc)) {
 	n := s.arena.n.Load()
 	for i := uint32(0); i < n; i++ {
 		p := s.arena.get(i)
@@ -65,9 +84,7 @@ func (s *Supervisor) Signal(sig unix.Signal) {
 		if st&stLive == 0 || st&(stGone|stSelf) != 0 {
 			continue
 		}
-		if fd := p.pidfd.Load(); fd >= 0 {
-			unix.PidfdSendSignal(int(fd), sig, nil, 0)
-		}
+		f(p)
 	}
 }
 

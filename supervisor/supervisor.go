@@ -19,8 +19,8 @@
 //     becomes writable to the sandbox's ledger; the process that would exceed
 //     the limit is killed.
 //   - uname and the open calls: the sandbox's name is its hostname.
-//   - setsid, setpgid: every process group the sandbox creates is recorded,
-//     so that teardown and the watchdog can kill all of them.
+//   - rt_sigaction(SIGCHLD): the handler is made restartable, so a notified
+//     fork is never failed with a spurious EINTR.
 package supervisor
 
 import (
@@ -52,8 +52,10 @@ const Doorbell = 0x5344_4c4b // "SDLK"
 type Events struct {
 	// MemoryKill reports a process killed for exceeding the memory limit.
 	MemoryKill func(pid int, comm string, limit int64)
-	// ProcessGroup reports a process group (or session) the sandbox made.
-	ProcessGroup func(pgid int)
+	// Registered reports the pidfd of each process the supervisor
+	// registers (the first one too). The fd stays the supervisor's; the
+	// callee may duplicate it (or pass it to another process).
+	Registered func(pidfd int)
 	// FirstFork runs once, before the sandbox's first process creates a
 	// second one; an error makes that fork fail with EAGAIN.
 	FirstFork func() error
@@ -132,9 +134,6 @@ type Supervisor struct {
 	zombies   []ref
 	killed    sync.Map // pid -> struct{}: memory kills already reported
 
-	groupsMu sync.Mutex
-	groups   map[int]bool
-
 	uts      unix.Utsname
 	hostMu   sync.Mutex
 	hostFD   int
@@ -157,7 +156,7 @@ func New(cfg Config) (*Supervisor, error) {
 	}
 	s := &Supervisor{
 		cfg: cfg, listener: -1, selfPid: int32(unix.Getpid()),
-		hostFD: -1, groups: map[int]bool{}, stopResync: make(chan struct{}), ready: make(chan struct{}),
+		hostFD: -1, stopResync: make(chan struct{}), ready: make(chan struct{}),
 	}
 	// One shard per worker we start with plus one for the exit reaper.
 	s.shards = cfg.Workers + 1
@@ -220,12 +219,12 @@ func (s *Supervisor) install() {
 	s.on("brk", (*worker).brk)
 	s.on("mremap", (*worker).mremap)
 	s.on("shmget", (*worker).shmget)
+	s.on("sysinfo", (*worker).sysinfo)
 	s.on("uname", (*worker).uname)
 	s.on("open", (*worker).open)
 	s.on("openat", (*worker).open)
 	s.on("openat2", (*worker).open)
-	s.on("setsid", (*worker).setsid)
-	s.on("setpgid", (*worker).setpgid)
+	s.on("rt_sigaction", (*worker).sigaction)
 	s.on("ioctl", (*worker).doorbell)
 }
 

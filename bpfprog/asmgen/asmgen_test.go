@@ -22,8 +22,8 @@ var policies = []struct {
 	name string
 	opts bpfprog.Options
 }{
-	{"supervised", bpfprog.Options{Notify: bpfprog.NotifyProcesses | bpfprog.NotifyMemory | bpfprog.NotifyHostname | bpfprog.NotifySessions, Doorbell: 0x5344_4c4b}},
-	{"processes", bpfprog.Options{Notify: bpfprog.NotifyProcesses | bpfprog.NotifySessions}},
+	{"supervised", bpfprog.Options{Notify: bpfprog.NotifyProcesses | bpfprog.NotifyMemory | bpfprog.NotifyHostname | bpfprog.NotifySignals, Doorbell: 0x5344_4c4b}},
+	{"processes", bpfprog.Options{Notify: bpfprog.NotifyProcesses | bpfprog.NotifySignals}},
 	{"kernel_only", bpfprog.Options{}},
 	{"extras", bpfprog.Options{ExtraDeny: []string{"chmod", "fchmodat"}, ExtraAllow: []string{"sysv_ipc"}, AllowInet: true,
 		Notify: bpfprog.NotifyProcesses | bpfprog.NotifyMemory}},
@@ -204,7 +204,10 @@ func TestIntent(t *testing.T) {
 		{sup, "brk", [6]uint64{1 << 32}, bpfprog.ActNotify},
 		{sup, "mremap", [6]uint64{}, bpfprog.ActNotify},
 		{sup, "uname", [6]uint64{}, bpfprog.ActNotify},
-		{sup, "setsid", [6]uint64{}, bpfprog.ActNotify},
+		{sup, "setsid", [6]uint64{}, bpfprog.ActAllow},
+		{sup, "rt_sigaction", [6]uint64{uint64(unix.SIGCHLD), 0x1000}, bpfprog.ActNotify},
+		{sup, "rt_sigaction", [6]uint64{uint64(unix.SIGCHLD), 0}, bpfprog.ActAllow},
+		{sup, "rt_sigaction", [6]uint64{uint64(unix.SIGALRM), 0x1000}, bpfprog.ActAllow},
 		{kern, "mmap", [6]uint64{0, 4096, unix.PROT_READ | unix.PROT_WRITE, unix.MAP_PRIVATE | unix.MAP_ANONYMOUS}, bpfprog.ActAllow},
 	}
 	for _, c := range cases {

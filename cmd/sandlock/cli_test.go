@@ -203,14 +203,16 @@ func TestExitCodes(t *testing.T) {
 	}
 }
 
-// pgrepSleep counts live (not zombie) processes running testprog sleep with
-// the given marker.
+// liveWithArg counts live (not zombie) processes running testprog with the
+// given marker among its arguments (sandlock's own command line, which
+// names the marker too, is not counted).
 func liveWithArg(marker string) int {
 	n := 0
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
 		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err != nil || !bytes.Contains(b, []byte(marker)) {
+		argv0, _, _ := bytes.Cut(b, []byte{0})
+		if err != nil || !bytes.HasSuffix(argv0, []byte("/testprog")) || !bytes.Contains(b, []byte(marker)) {
 			continue
 		}
 		st, _ := os.ReadFile("/proc/" + e.Name() + "/stat")

@@ -1,0 +1,238 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sandlock/sandlock/internal/testbin"
+	"github.com/sandlock/sandlock/internal/testenv"
+)
+
+// liveProcesses counts the machine's processes that are not zombies (this
+// VM's init does not reap everything, so zombies are left out).
+func liveProcesses() int {
+	n := 0
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		st, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		if i := strings.LastIndexByte(string(st), ')'); i > 0 && len(st) > i+2 && st[i+2] != 'Z' {
+			n++
+		}
+	}
+	return n
+}
+
+func TestForkBomb(t *testing.T) {
+	requireSandbox(t)
+	before := liveProcesses()
+	r := run(t, "", sandboxArgs(t, "-P", "20", "-t", "10", "-w", "/dev/null", "--", "sh", "-c", "f() { f | f; }; f")...)
+	// Contained: the bomb cannot grow past 20 processes; sandlock exits
+	// (the bomb dies of its failed forks, or at the timeout) and nothing is
+	// left running.
+	if r.code == 0 {
+		t.Fatalf("fork bomb exited 0; stderr %q", r.stderr)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for liveProcesses() > before+2 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if after := liveProcesses(); after > before+2 {
+		t.Fatalf("%d processes before, %d after the fork bomb", before, after)
+	}
+}
+
+func TestProcessLimit(t *testing.T) {
+	requireSandbox(t)
+	// testprog itself is one of the 5; it tries to start 10 sleepers.
+	r := run(t, "", sandboxArgs(t, "-P", "5", "-w", "/dev/null", "--", testbin.Prog(t), "forkn", "10", "2s")...)
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "started 4 failed 6\n") || !strings.Contains(r.stdout, "resource temporarily unavailable") {
+		t.Fatalf("code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestSequentialForks(t *testing.T) {
+	requireSandbox(t)
+	r := run(t, "", sandboxArgs(t, "-P", "2", "--", testbin.Prog(t), "forkloop", "1000")...)
+	if r.code != 0 || r.stdout != "ran 1000 failed 0\n" {
+		t.Fatalf("code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	// The same from a shell, whose children are never waited for by
+	// anything the supervisor sees.
+	r = run(t, "", sandboxArgs(t, "-P", "2", "--", "sh", "-c", "i=0; while [ $i -lt 1000 ]; do /bin/true || exit 9; i=$((i+1)); done; echo $i")...)
+	if r.code != 0 || r.stdout != "1000\n" {
+		t.Fatalf("shell loop: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestThreadsNotCounted(t *testing.T) {
+	requireSandbox(t)
+	r := run(t, "", sandboxArgs(t, "-P", "2", "--", testbin.Prog(t), "threads", "50")...)
+	if r.code != 0 || r.stdout != "threads 50\n" {
+		t.Fatalf("code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestPipelinesNoEINTR runs thousands of short pipelines in dash, whose
+// SIGCHLD handler has no SA_RESTART: a notified fork must never fail with a
+// spurious EINTR ("Cannot fork").
+func TestPipelinesNoEINTR(t *testing.T) {
+	requireSandbox(t)
+	testenv.Short(t, "4000 forks")
+	r := run(t, "", sandboxArgs(t, "-w", "/dev/null", "--", "sh", "-c",
+		"i=0; while [ $i -lt 2000 ]; do echo x | cat >/dev/null || exit 9; i=$((i+1)); done; echo $i")...)
+	if r.code != 0 || r.stdout != "2000\n" || r.stderr != "" {
+		t.Fatalf("code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+func python(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{"/usr/bin/python3", "/bin/python3"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	t.Skip("no system python3 to allocate memory with")
+	return ""
+}
+
+// allocPy allocates and touches MiB of memory, in one mapping or in 64 KiB
+// pieces through malloc.
+const allocPy = `
+import mmap, sys
+mb, mode = int(sys.argv[1]), sys.argv[2]
+if mode == "mmap":
+    m = mmap.mmap(-1, mb << 20)
+    for i in range(0, mb << 20, 4096):
+        m[i] = 1
+else:
+    keep = []
+    for i in range(mb * 16):
+        b = bytearray(64 << 10)
+        b[::4096] = b"\x01" * len(b[::4096])
+        keep.append(b)
+print("allocated", mb)
+`
+
+func TestMemoryLimit(t *testing.T) {
+	requireSandbox(t)
+	py := python(t)
+	for _, tc := range []struct {
+		mb     string
+		mode   string
+		killed bool
+	}{
+		{"32", "mmap", false},
+		{"32", "small", false},
+		{"200", "mmap", true},
+		{"200", "small", true},
+	} {
+		t.Run(tc.mb+"-"+tc.mode, func(t *testing.T) {
+			r := run(t, "", sandboxArgs(t, "-m", "64M", "--", py, "-c", allocPy, tc.mb, tc.mode)...)
+			if !tc.killed {
+				if r.code != 0 || r.stdout != "allocated "+tc.mb+"\n" {
+					t.Fatalf("code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+				}
+				return
+			}
+			if r.code != 128+int(syscall.SIGKILL) || !strings.Contains(r.stderr, "sandlock: memory limit 64M exceeded by pid ") || !strings.Contains(r.stderr, "(python3") {
+				t.Fatalf("code %d, stderr %q: want death by SIGKILL and the message", r.code, r.stderr)
+			}
+		})
+	}
+}
+
+// TestRealRuntimes runs runtimes that reserve far more address space than
+// they use under -m 512M.
+func TestRealRuntimes(t *testing.T) {
+	requireSandbox(t)
+	testenv.Short(t, "starts a JVM, node and a Go build")
+	tmp := t.TempDir()
+	base := sandboxArgs(t, "-m", "512M", "-r", "/proc", "-r", "/sys", "-w", "/dev/null", "-w", tmp, "--env", "HOME="+tmp)
+	t.Run("java", func(t *testing.T) {
+		if _, err := exec.LookPath("java"); err != nil {
+			testenv.Require(t, false, "no java (CI installs default-jre-headless)")
+		}
+		r := run(t, "", append(base, "--", "java", "-version")...)
+		if r.code != 0 || !strings.Contains(r.stderr, "version") {
+			t.Fatalf("java -version: code %d, stderr %q", r.code, r.stderr)
+		}
+	})
+	t.Run("node", func(t *testing.T) {
+		if _, err := exec.LookPath("node"); err != nil {
+			testenv.Require(t, false, "no node (CI installs nodejs)")
+		}
+		r := run(t, "", append(base, "--", "node", "-e", "console.log(6*7)")...)
+		if r.code != 0 || r.stdout != "42\n" {
+			t.Fatalf("node: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		}
+	})
+	t.Run("go build", func(t *testing.T) {
+		goroot, err := exec.Command("go", "env", "GOROOT").Output()
+		if err != nil {
+			t.Skip("no go")
+		}
+		gr := strings.TrimSpace(string(goroot))
+		mod := filepath.Join(tmp, "mod")
+		os.MkdirAll(mod, 0o755)
+		os.WriteFile(filepath.Join(mod, "go.mod"), []byte("module example.com/small\n\ngo 1.26\n"), 0o644)
+		os.WriteFile(filepath.Join(mod, "main.go"), []byte("package main\n\nimport (\n\t\"fmt\"\n\t\"strings\"\n)\n\nfunc main() { fmt.Println(strings.ToUpper(\"ok\")) }\n"), 0o644)
+		args := append(base, "-r", gr, "--cwd", mod,
+			"--env", "GOCACHE="+filepath.Join(tmp, "cache"), "--env", "GOTMPDIR="+tmp, "--env", "TMPDIR="+tmp,
+			"--env", "GOTOOLCHAIN=local", "--env", "GOFLAGS=-mod=mod", "--env", "GOPATH="+filepath.Join(tmp, "gopath"),
+			"--", filepath.Join(gr, "bin", "go"), "build", "-o", filepath.Join(mod, "small"), ".")
+		if r := run(t, "", args...); r.code != 0 {
+			t.Fatalf("go build: code %d, stderr %q", r.code, r.stderr)
+		}
+		out, err := exec.Command(filepath.Join(mod, "small")).Output()
+		if err != nil || string(out) != "OK\n" {
+			t.Fatalf("built program: %q %v", out, err)
+		}
+	})
+}
+
+// TestSandlockKilled kills sandlock with SIGKILL while it supervises
+// sleepers, one the command itself and some its descendants: none may
+// survive.
+func TestSandlockKilled(t *testing.T) {
+	requireSandbox(t)
+	for _, script := range []string{
+		"exec %[1]s sleep %[2]s",
+		"%[1]s sleep %[2]s & %[1]s sleep %[2]s & setsid %[1]s sleep %[2]s & %[1]s sleep %[2]s",
+	} {
+		marker := fmt.Sprintf("%dms", 40000+time.Now().Nanosecond()%10000)
+		cmd := exec.Command(testbin.Sandlock(t), sandboxArgs(t, "-w", "/dev/null", "--", "sh", "-c", fmt.Sprintf(script, testbin.Prog(t), marker))...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		want := 1
+		if strings.Contains(script, "&") {
+			want = 4
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for liveWithArg(marker) < want && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := liveWithArg(marker); n != want {
+			t.Fatalf("%d sleepers started, want %d", n, want)
+		}
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		deadline = time.Now().Add(5 * time.Second)
+		for liveWithArg(marker) > 0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := liveWithArg(marker); n > 0 {
+			t.Fatalf("%q: %d sleepers survived sandlock's SIGKILL", script, n)
+		}
+	}
+}
