@@ -68,10 +68,6 @@ type Options struct {
 	Notify Notify
 	// AllowInet lifts the default ban on UDP and ICMP sockets.
 	AllowInet bool
-	// Doorbell, when non-zero and the supervisor is on, sends
-	// ioctl(fd, Doorbell) to the supervisor: its own thread uses it to wake
-	// a receiver.
-	Doorbell uint32
 }
 
 // Linux constants the rules compare against. They are the same on x86_64 and
@@ -200,9 +196,6 @@ func DefaultPolicy(arch *Arch, o Options) (*Policy, error) {
 		{When: []Cond{{Arg: 1, Op: OpEq, Value: unix.TIOCSTI, Width: 32}}, Then: Errno(unix.EPERM)},
 		{When: []Cond{{Arg: 1, Op: OpEq, Value: unix.TIOCLINUX, Width: 32}}, Then: Errno(unix.EPERM)},
 	}, Else: ActAllow}
-	if notify && o.Doorbell != 0 {
-		ioctl.Clauses = append(ioctl.Clauses, Clause{When: []Cond{{Arg: 1, Op: OpEq, Value: uint64(o.Doorbell), Width: 32}}, Then: ActNotify})
-	}
 	setArg("ioctl", ioctl)
 	sock := Rule{Clauses: []Clause{
 		{When: []Cond{{Arg: 0, Op: OpEq, Value: unix.AF_PACKET, Width: 32}}, Then: Errno(unix.EPERM)},

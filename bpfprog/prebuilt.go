@@ -11,16 +11,11 @@ import (
 
 //go:generate go run ../tools/genfilters -out zfilters.go
 
-// SupervisorDoorbell is the doorbell the supervised filters carry
-// (supervisor.Doorbell; a test in package supervisor keeps them equal).
-const SupervisorDoorbell = 0x5344_4c4b
-
 type prebuilt struct {
-	arch     string
-	notify   Notify
-	doorbell uint32
-	sysv     bool
-	code     string // little-endian struct sock_filter array
+	arch   string
+	notify Notify
+	sysv   bool
+	code   string // little-endian struct sock_filter array
 }
 
 // PrebuiltOptions are the option sets whose filters are generated ahead of
@@ -33,8 +28,8 @@ func PrebuiltOptions() []Options {
 	for _, allow := range [][]string{nil, {"sysv_ipc"}} {
 		out = append(out,
 			Options{ExtraAllow: allow},
-			Options{Notify: sup, Doorbell: SupervisorDoorbell, ExtraAllow: allow},
-			Options{Notify: sup | NotifyMemory, Doorbell: SupervisorDoorbell, ExtraAllow: allow})
+			Options{Notify: sup, ExtraAllow: allow},
+			Options{Notify: sup | NotifyMemory, ExtraAllow: allow})
 	}
 	return out
 }
@@ -55,7 +50,7 @@ func Prebuilt(arch *Arch, o Options) (f []unix.SockFilter, ok bool) {
 	}
 	for i := range precomputed {
 		p := &precomputed[i]
-		if p.arch == arch.Name && p.notify == o.Notify && p.doorbell == o.Doorbell && p.sysv == sysv {
+		if p.arch == arch.Name && p.notify == o.Notify && p.sysv == sysv {
 			return decode(p.code), true
 		}
 	}

@@ -3,14 +3,19 @@
 // enforces process and memory limits. It is the public Go API that
 // cmd/sandlock is a thin layer over.
 //
-// How the command starts: sandlock locks one goroutine to its OS thread,
-// drops that thread's capabilities, sets no_new_privs, enforces the Landlock
-// ruleset and installs the filter (with a user-notification listener) on it
-// alone, then forks the command from it. The child inherits all of that
-// before its first instruction; the rest of the process, the supervisor
-// included, stays unconfined. This costs one Go runtime start, where
-// re-executing sandlock as an init stage would cost two (see README,
-// Performance).
+// How the command starts. A thread is confined — capabilities dropped,
+// no_new_privs, the Landlock ruleset, the filter with its user-notification
+// listener, on that thread alone — and the command starts from it,
+// inheriting all of that before its first instruction; the supervisor stays
+// unconfined in sandlock's process. Which thread depends on who calls:
+//
+//   - sandlock's CLI confines its own main thread and forks the command from
+//     it (Options.ConfineCaller): one Go runtime start per launch.
+//   - A library user's program gets a helper: its own binary re-executed
+//     (entered through this package's init), which confines its main thread
+//     and execs the command in place. That costs a second runtime start, but
+//     a host program's threads never wait on the supervisor, which a busy
+//     host could otherwise deadlock (see helper.go).
 package sandbox
 
 import (
@@ -19,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -62,12 +68,15 @@ type Options struct {
 	// Every sandboxed process is still killed and reaped by Wait.
 	ExitAfterWait bool
 	// ConfineCaller confines the calling goroutine's OS thread and forks
-	// the command from it, instead of a thread of sandlock's own: it saves
-	// a hand-off between threads at launch. The caller must have locked
-	// the goroutine to its thread (runtime.LockOSThread), must never unlock
-	// it, and must only wait for the sandbox afterwards (its thread is
-	// confined like the command). It implies ExitAfterWait. sandlock's CLI
-	// uses it; a library user should not.
+	// the command from it, instead of starting a helper process: it saves a
+	// Go runtime start at launch. The caller must have locked the goroutine
+	// to its thread (runtime.LockOSThread) and never unlock it, must have
+	// turned the collector off before any cycle could begin
+	// (debug.SetGCPercent(-1) in an init function), and once Start returns
+	// must run nothing more on that thread: its raw syscalls can wait on
+	// the supervisor. It parks the goroutine for good and waits for the
+	// sandbox from another. It implies ExitAfterWait. sandlock's CLI uses
+	// it; a library user should not.
 	ConfineCaller bool
 }
 
@@ -137,11 +146,9 @@ type Sandbox struct {
 	sup    *supervisor.Supervisor
 	dog    atomic.Pointer[watchdog]
 
-	done        chan struct{} // closed at teardown: the spawn thread wakes the workers and exits
-	threadDone  chan struct{}
 	stopOnce    sync.Once
 	cleaned     chan struct{} // closed once cleanup has released everything
-	supErr      error
+	waited      chan struct{} // closed once the command has been waited for
 	cleanupOnce sync.Once
 	timedOut    atomic.Bool
 	timer       *time.Timer
@@ -152,41 +159,7 @@ type Sandbox struct {
 
 var seq atomic.Int64
 
-// spawnThread is a goroutine locked to its OS thread, waiting for the job
-// that confines the thread and forks the command from it. The thread is
-// confined for good: it is never unlocked, so it dies with the goroutine
-// instead of returning to the scheduler's pool. It stays alive while the
-// sandbox runs: the command's parent-death signal is tied to it.
-//
-// A prepared thread (Prepare) has already dropped its capabilities and set
-// no_new_privs, which do not depend on the policy.
-type spawnThread struct {
-	job      chan func()
-	prepared bool
-	ready    chan struct{}
-}
-
-func newSpawnThread(prepare bool) *spawnThread {
-	t := &spawnThread{job: make(chan func(), 1), ready: make(chan struct{})}
-	go func() {
-		runtime.LockOSThread()
-		if prepare {
-			t.prepared = confine.PrepareThread() == nil
-		}
-		close(t.ready)
-		if f, ok := <-t.job; ok {
-			f()
-		}
-	}()
-	return t
-}
-
-func (t *spawnThread) run(f func()) { t.job <- f }
-
-var errNoSupervisor = errors.New("supervisor did not start")
-
 var (
-	prepared       atomic.Pointer[spawnThread]
 	callerPrepared atomic.Bool
 )
 
@@ -202,34 +175,37 @@ func PrepareCaller() error {
 	return nil
 }
 
-// Prepare creates, ahead of the next Start, the OS thread that sandbox will
-// be confined and forked from, so that creating it overlaps the caller's
-// other work (sandlock calls it before parsing its flags). It is optional.
-func Prepare() {
-	if prepared.Load() == nil {
-		if t := newSpawnThread(true); !prepared.CompareAndSwap(nil, t) {
-			close(t.job)
-		}
-	}
-}
-
-func takeSpawnThread() *spawnThread {
-	if t := prepared.Swap(nil); t != nil {
-		<-t.ready
-		return t
-	}
-	t := newSpawnThread(false)
-	<-t.ready
-	return t
-}
-
 // spawnLock serialises the part of Start that changes process-wide state
 // (descriptors marked close-on-exec).
 var spawnLock sync.Mutex
 
-// Start validates p, confines a thread and starts cmd from it. On error
-// nothing is left running. A *policy.Error means bad input, an *ExecError
-// that the command could not be executed.
+// filterOptions gives the filter p asks for.
+func filterOptions(p *policy.Policy) bpfprog.Options {
+	bo := bpfprog.Options{
+		ExtraDeny:  p.ExtraDenySyscalls,
+		ExtraAllow: p.ExtraAllowSyscalls,
+	}
+	if !p.NoSupervisor {
+		bo.Notify = bpfprog.NotifyProcesses | bpfprog.NotifySignals | bpfprog.NotifyHostname
+		if p.MaxMemory > 0 {
+			bo.Notify |= bpfprog.NotifyMemory
+		}
+	}
+	return bo
+}
+
+// buildRuleset builds p's Landlock ruleset.
+func buildRuleset(p *policy.Policy) (*confine.Ruleset, error) {
+	return confine.BuildRuleset(confine.LandlockSpec{
+		FS:            confine.FSRules{Read: p.FSRead, Write: p.FSWrite},
+		Disable:       protections(p.Disable),
+		AllowDegraded: protections(p.AllowDegraded),
+	})
+}
+
+// Start validates p and starts cmd confined by it. On error nothing is left
+// running. A *policy.Error means bad input, an *ExecError that the command
+// could not be executed.
 func Start(p *policy.Policy, cmd Command, opts *Options) (*Sandbox, error) {
 	if opts == nil {
 		opts = &Options{}
@@ -256,60 +232,78 @@ func Start(p *policy.Policy, cmd Command, opts *Options) (*Sandbox, error) {
 	if len(argv) == 0 {
 		argv = []string{cmd.Path}
 	}
-	sb := &Sandbox{policy: p, opts: *opts, pidfd: -1, done: make(chan struct{}), threadDone: make(chan struct{}), cleaned: make(chan struct{})}
+	sb := &Sandbox{policy: p, opts: *opts, pidfd: -1, cleaned: make(chan struct{}), waited: make(chan struct{})}
 	sb.name = p.Name
 	if sb.name == "" {
 		sb.name = fmt.Sprintf("sandbox-%d-%d", os.Getpid(), seq.Add(1))
 	}
-
-	rs, err := confine.BuildRuleset(confine.LandlockSpec{
-		FS:            confine.FSRules{Read: p.FSRead, Write: p.FSWrite},
-		Disable:       protections(p.Disable),
-		AllowDegraded: protections(p.AllowDegraded),
-	})
+	// Built here in both designs: its errors (a path that does not exist,
+	// a protection the kernel lacks) are the user's and typed.
+	rs, err := buildRuleset(p)
 	if err != nil {
 		return nil, err
 	}
 	defer rs.Close()
-
-	bo := bpfprog.Options{
-		ExtraDeny:  p.ExtraDenySyscalls,
-		ExtraAllow: p.ExtraAllowSyscalls,
-		Doorbell:   supervisor.Doorbell,
-	}
-	if !p.NoSupervisor {
-		bo.Notify = bpfprog.NotifyProcesses | bpfprog.NotifySignals | bpfprog.NotifyHostname
-		if p.MaxMemory > 0 {
-			bo.Notify |= bpfprog.NotifyMemory
-		}
-	}
-	filters, err := bpfprog.Filters(arch, bo)
-	if err != nil {
-		return nil, err
-	}
-
 	files, closeFiles, err := stdio(cmd)
 	if err != nil {
 		return nil, err
 	}
 	defer closeFiles()
-
-	spawnLock.Lock()
-	defer spawnLock.Unlock()
-	// Descriptors sandlock inherited must not reach the command: mark them
-	// all close-on-exec (sandlock's own are already).
-	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 	if !p.NoSupervisor {
 		// Orphans of sandboxed processes come back to sandlock, so that
 		// none escapes the process count or the final kill.
 		unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 	}
 
-	spec := confine.ThreadSpec{
-		Ruleset:  rs,
-		Filters:  filters,
-		Listener: !p.NoSupervisor,
+	var pid, pidfd int
+	if opts.ConfineCaller {
+		sb.opts.ExitAfterWait = true
+		pid, pidfd, err = sb.startConfined(arch, rs, path, argv, env, files)
+	} else {
+		if sb.sup, err = sb.newSupervisor(arch); err == nil {
+			pid, pidfd, err = sb.helperStart(&helperSpec{Policy: p, Path: path, Argv: argv, Env: env}, files)
+			if err != nil && sb.sup != nil {
+				sb.sup.Stop()
+			}
+		}
 	}
+	if err != nil {
+		var ee *ExecError
+		if errors.As(err, &ee) {
+			ee.Path = cmd.Path
+		}
+		return nil, err
+	}
+	sb.pid, sb.pidfd = pid, pidfd
+	if p.Timeout > 0 {
+		sb.timer = time.AfterFunc(p.Timeout, func() {
+			sb.timedOut.Store(true)
+			sb.Kill()
+		})
+	}
+	if p.CPUPercent > 0 && p.CPUPercent < 100 {
+		go sb.throttle(p.CPUPercent)
+	}
+	return sb, nil
+}
+
+// startConfined confines the calling thread and forks the command from it
+// (Options.ConfineCaller), starting the supervisor on the thread's listener.
+func (sb *Sandbox) startConfined(arch *bpfprog.Arch, rs *confine.Ruleset, path string, argv, env []string, files []uintptr) (pid, pidfd int, err error) {
+	p := sb.policy
+	filters, err := bpfprog.Filters(arch, filterOptions(p))
+	if err != nil {
+		return 0, -1, err
+	}
+	sup, err := sb.newSupervisor(arch)
+	if err != nil {
+		return 0, -1, err
+	}
+	spawnLock.Lock()
+	defer spawnLock.Unlock()
+	// Descriptors sandlock inherited must not reach the command: mark them
+	// all close-on-exec (sandlock's own are already).
+	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 	attr := &syscall.ProcAttr{Dir: p.Cwd, Env: env, Files: files,
 		Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}}
 	// The command leads a process group of its own, in sandlock's session
@@ -321,138 +315,128 @@ func Start(p *policy.Policy, cmd Command, opts *Options) (*Sandbox, error) {
 		attr.Sys.Foreground = true
 		attr.Sys.Ctty = 0
 	}
-	pidfd := -1
+	pidfd = -1
 	attr.Sys.PidFD = &pidfd
-
-	type forked struct {
-		pid    int
-		err    error
-		execed bool // err is the command's exec error
-	}
-	supc := make(chan *supervisor.Supervisor, 1)
-	forkedc := make(chan forked, 1)
-	cpus := cpuSet(p)
-	// The spawn thread confines itself, starts the supervisor on its
-	// listener and forks the command, without handing control back to this
-	// goroutine in between: every hand-off between threads costs a wake-up.
-	spawn := func() {
-		fail := func(err error) {
-			forkedc <- forked{err: err}
-			if sup := <-supc; sup != nil {
+	if cpus := cpuSet(p); cpus != nil {
+		if err := unix.SchedSetaffinity(0, cpus); err != nil {
+			if sup != nil {
 				sup.Stop()
 			}
+			return 0, -1, fmt.Errorf("sched_setaffinity: %w", err)
 		}
-		if cpus != nil {
-			if err := unix.SchedSetaffinity(0, cpus); err != nil {
-				fail(fmt.Errorf("sched_setaffinity: %w", err))
-				return
-			}
-		}
-		var sup *supervisor.Supervisor
-		_, err := confine.ConfineThread(spec, func(l int) error {
-			if !spec.Listener {
-				return nil
-			}
-			sup = <-supc
-			if sup == nil {
-				unix.Close(l)
-				return errNoSupervisor
-			}
-			if err := sup.Start(l, int32(unix.Gettid())); err != nil {
-				sup.Stop() // closes the listener
-				sup = nil
-				return err
-			}
+	}
+	if runtime.GOMAXPROCS(0) < 2 {
+		// A worker must be able to run while this thread, blocked in a
+		// notified raw syscall, holds a P.
+		runtime.GOMAXPROCS(2)
+	}
+	releaseGC := holdGC()
+	defer releaseGC()
+	spec := confine.ThreadSpec{Ruleset: rs, Filters: filters, Listener: sup != nil, Prepared: callerPrepared.Load()}
+	_, err = confine.ConfineThread(spec, func(l int) error {
+		if sup == nil {
 			return nil
-		})
-		if err != nil {
-			if sup != nil {
-				stopFromSpawnThread(sup)
-			}
-			forkedc <- forked{err: err}
+		}
+		return sup.Start(l, int32(unix.Gettid()))
+	})
+	if err != nil {
+		if sup != nil {
+			sup.Stop()
+		}
+		return 0, -1, err
+	}
+	sb.sup = sup
+	pid, err = syscall.ForkExec(path, argv, attr)
+	if err != nil {
+		// The supervisor stays: this thread is confined and may still
+		// make notified syscalls until the process exits.
+		return 0, -1, &ExecError{Err: err}
+	}
+	if p.MaxOpenFiles > 0 {
+		// Go cannot run code between fork and exec, so the limit is set
+		// the moment the exec has happened (ForkExec returns then), a few
+		// microseconds into the dynamic loader; descendants inherit it.
+		// Soft and hard alike, so it cannot be raised again.
+		lim := unix.Rlimit{Cur: uint64(p.MaxOpenFiles), Max: uint64(p.MaxOpenFiles)}
+		unix.Prlimit(pid, unix.RLIMIT_NOFILE, &lim, nil)
+	}
+	if sup != nil {
+		sup.RegisterRoot(pid)
+	}
+	return pid, pidfd, nil
+}
+
+// throttlePeriod is the period of --cpu's duty cycle.
+const throttlePeriod = 100 * time.Millisecond
+
+// throttle holds the sandbox to pct% of the time without cgroups: every
+// period it lets it run pct% of the period and stops it (SIGSTOP to the
+// command's process group and every registered process) for the rest.
+func (sb *Sandbox) throttle(pct int) {
+	run := throttlePeriod * time.Duration(pct) / 100
+	for {
+		select {
+		case <-sb.waited:
 			return
+		case <-time.After(run):
 		}
-		sb.sup = sup
-		pid, err := syscall.ForkExec(path, argv, attr)
-		forkedc <- forked{pid, err, true}
-	}
-	// linger keeps the spawn thread until teardown, even after a failed
-	// exec: the command's parent-death signal is tied to it, and the
-	// supervisor's workers are woken through its doorbell.
-	linger := func() {
-		<-sb.done
-		if sb.sup != nil {
-			ringUntilStopped(sb.sup)
+		sb.sendAll(unix.SIGSTOP)
+		select {
+		case <-sb.waited:
+			sb.sendAll(unix.SIGCONT)
+			return
+		case <-time.After(throttlePeriod - run):
 		}
-		close(sb.threadDone)
+		sb.sendAll(unix.SIGCONT)
 	}
-	if opts.ConfineCaller {
-		sb.opts.ExitAfterWait = true
-		close(sb.threadDone) // nothing lingers: the caller's thread waits
-		// Synchronously: a goroutine would cost a thread wake-up; this
-		// starts the worker's thread early, while the thread confines.
-		sb.newSupervisor(arch, supc)
-		spec.Prepared = callerPrepared.Load()
-		spawn()
-	} else {
-		t := takeSpawnThread()
-		spec.Prepared = t.prepared
-		go sb.newSupervisor(arch, supc)
-		t.run(func() { spawn(); linger() })
-	}
-	f := <-forkedc
-	switch {
-	case f.err != nil && !f.execed:
-		if f.err == errNoSupervisor && sb.supErr != nil {
-			return nil, sb.supErr
-		}
-		return nil, f.err
-	case f.err != nil:
-		if !opts.ConfineCaller {
-			sb.teardown()
-		}
-		return nil, &ExecError{Path: cmd.Path, Err: f.err}
-	}
-	sb.pid, sb.pidfd = f.pid, pidfd
+}
+
+// sendAll sends sig to the command's process group and every registered
+// process.
+func (sb *Sandbox) sendAll(sig unix.Signal) {
+	unix.Kill(-sb.pid, sig)
 	if sb.sup != nil {
-		sb.sup.RegisterRoot(f.pid)
-	}
-	if p.Timeout > 0 {
-		sb.timer = time.AfterFunc(p.Timeout, func() {
-			sb.timedOut.Store(true)
-			sb.Kill()
-		})
-	}
-	return sb, nil
-}
-
-// ringUntilStopped wakes every receiving worker of sup (which must have
-// begun stopping) with a doorbell from the spawn thread, the only thread
-// whose doorbell it answers.
-func ringUntilStopped(sup *supervisor.Supervisor) {
-	for sup.Receivers() > 0 {
-		unix.Syscall(unix.SYS_IOCTL, ^uintptr(0), supervisor.Doorbell, 0)
+		sb.sup.Signal(sig)
 	}
 }
 
-// stopFromSpawnThread stops a supervisor that was started but will serve no
-// command; it runs on the spawn thread.
-func stopFromSpawnThread(sup *supervisor.Supervisor) {
-	sup.BeginStop()
-	ringUntilStopped(sup)
-	sup.Stop()
+// holdGC keeps the garbage collector off for the confined section of Start
+// and returns what undoes it.
+//
+// From the moment the spawn thread installs its filter until the command has
+// been exec'd, that thread (and the forked child before its exec) can wait
+// for a supervisor worker inside a raw syscall: the fork's clone is
+// notified, the child resets its SIGCHLD handler (a notified rt_sigaction),
+// and under a memory limit every heap growth is a notified mmap. The Go
+// runtime counts a thread in a raw syscall as running, so a stop-the-world
+// beginning meanwhile waits for it, while the worker that must answer waits
+// for the world to restart: a deadlock. A collection is the only
+// stop-the-world that starts on its own, so none may begin or be finishing
+// during the section. SetGCPercent(-1) stops new cycles and waits for a
+// cycle's mark phase, but a cycle's last step (flushing every P's caches)
+// runs after that; ReadMemStats stops the world itself, which it can only
+// do once that step is over. When the collector is already off (sandlock
+// turns it off in its init, before any cycle can have begun), neither is
+// needed. A program embedding sandbox must not make other stop-the-world
+// calls (runtime.ReadMemStats, runtime.GOMAXPROCS, runtime.GC) or change the
+// GC percentage while a Start is running.
+func holdGC() (release func()) {
+	old := debug.SetGCPercent(-1)
+	if old == -1 {
+		return func() {}
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return func() { debug.SetGCPercent(old) }
 }
 
-// newSupervisor prepares the supervisor (while the spawn thread confines
-// itself) and hands it over, nil on error (kept in sb.supErr) or when the
-// policy has none.
-func (sb *Sandbox) newSupervisor(arch *bpfprog.Arch, supc chan<- *supervisor.Supervisor) {
+// newSupervisor prepares the supervisor; nil when the policy has none.
+func (sb *Sandbox) newSupervisor(arch *bpfprog.Arch) (*supervisor.Supervisor, error) {
 	p := sb.policy
 	if p.NoSupervisor {
-		supc <- nil
-		return
+		return nil, nil
 	}
-	sup, err := supervisor.New(supervisor.Config{
+	return supervisor.New(supervisor.Config{
 		Arch:         arch,
 		MaxProcesses: int64(p.EffectiveMaxProcesses()),
 		MaxMemory:    p.MaxMemory,
@@ -466,8 +450,6 @@ func (sb *Sandbox) newSupervisor(arch *bpfprog.Arch, supc chan<- *supervisor.Sup
 			FirstFork:  sb.startWatchdog,
 		},
 	})
-	sb.supErr = err
-	supc <- sup
 }
 
 // Pid returns the pid of the command.
@@ -530,6 +512,7 @@ func (sb *Sandbox) wait() (*Result, error) {
 	if sb.timer != nil {
 		sb.timer.Stop()
 	}
+	close(sb.waited)
 	res := &Result{TimedOut: sb.timedOut.Load()}
 	if err == nil {
 		status, code := siginfoStatus(&info)
@@ -540,15 +523,13 @@ func (sb *Sandbox) wait() (*Result, error) {
 			res.ExitCode = 128 + status
 		}
 	}
-	sb.offThread(func() {
-		if sb.sup != nil {
-			sb.sup.ReleaseRoot()
-		}
-		sb.reapAll()
-		if d := sb.dog.Load(); d != nil {
-			d.clean() // nothing is left for it to kill
-		}
-	})
+	if sb.sup != nil {
+		sb.sup.ReleaseRoot()
+	}
+	sb.reapAll()
+	if d := sb.dog.Load(); d != nil {
+		d.clean() // nothing is left for it to kill
+	}
 	if sb.sup != nil && sb.opts.Stats {
 		r := sb.sup.Report()
 		res.Stats = &r
@@ -562,24 +543,6 @@ func (sb *Sandbox) wait() (*Result, error) {
 	return res, nil
 }
 
-// offThread runs f where the sandbox's confinement does not apply: with
-// ConfineCaller the waiting goroutine's thread is confined (Landlock could
-// deny the /proc reads of the final sweep), so f runs on another goroutine —
-// unless nothing but the first process ever existed and there is nothing to
-// sweep.
-func (sb *Sandbox) offThread(f func()) {
-	if !sb.opts.ConfineCaller || sb.sup != nil && !sb.sup.Forked() {
-		f()
-		return
-	}
-	done := make(chan struct{})
-	go func() {
-		f()
-		close(done)
-	}()
-	<-done
-}
-
 // cleanup releases what the sandbox held once its processes are gone.
 func (sb *Sandbox) cleanup() {
 	sb.teardown()
@@ -591,11 +554,6 @@ func (sb *Sandbox) cleanup() {
 func (sb *Sandbox) teardown() {
 	sb.reapAll()
 	sb.stopOnce.Do(func() {
-		if sb.sup != nil {
-			sb.sup.BeginStop()
-		}
-		close(sb.done)
-		<-sb.threadDone
 		if sb.sup != nil {
 			sb.sup.Stop()
 		}

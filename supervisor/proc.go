@@ -115,19 +115,6 @@ func (p *proc) setState(bits uint32) bool {
 	}
 }
 
-// clearState clears bits and reports whether any was set.
-func (p *proc) clearState(bits uint32) bool {
-	for {
-		old := p.state.Load()
-		if old&bits == 0 {
-			return false
-		}
-		if p.state.CompareAndSwap(old, old&^bits) {
-			return true
-		}
-	}
-}
-
 // addMarker records a fork in flight by tid. It reports false when all
 // slots are taken; the caller then counts the fork in overflow.
 func (p *proc) addMarker(tid int32, mem int64) bool {

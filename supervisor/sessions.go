@@ -51,12 +51,6 @@ func putLE64(b []byte, v uint64) {
 	}
 }
 
-// doorbell answers ioctl(fd, Doorbell) from inside the sandbox as the kernel
-// would for a bad descriptor; only sandlock's spawn thread rings it.
-func (w *worker) doorbell(p *proc) {
-	w.fail(unix.EBADF)
-}
-
 // Signal sends sig to every registered live sandboxed process.
 func (s *Supervisor) Signal(sig unix.Signal) {
 	s.eachLive(func(p *proc) {

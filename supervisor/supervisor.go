@@ -42,11 +42,6 @@ import (
 // spinWait is how long a worker started before the listener polls for it.
 const spinWait = 1e6 // ns
 
-// Doorbell is the ioctl command the supervisor's own spawn thread uses to
-// wake a receiver (ioctl(-1, Doorbell)); the filter sends it to the
-// supervisor, which answers EBADF to anybody else.
-const Doorbell = 0x5344_4c4b // "SDLK"
-
 // Events are the supervisor's calls back into its owner. Each may be nil.
 // They run on a worker and must not block for long.
 type Events struct {
@@ -116,6 +111,8 @@ type Supervisor struct {
 
 	shards     int
 	nworkers   atomic.Int32
+	wmu        sync.Mutex // guards receivers (slow path: worker start and exit)
+	receivers  []*worker  // workers serving the listener, for Stop's wake-up
 	idle       atomic.Int32
 	nextID     atomic.Int32
 	stopping   atomic.Bool
@@ -225,7 +222,6 @@ func (s *Supervisor) install() {
 	s.on("openat", (*worker).open)
 	s.on("openat2", (*worker).open)
 	s.on("rt_sigaction", (*worker).sigaction)
-	s.on("ioctl", (*worker).doorbell)
 }
 
 // ensureRing creates the io_uring and starts reaping it, once. A sandbox of
@@ -285,23 +281,15 @@ func (s *Supervisor) live(r ref) bool {
 	return p != nil && p.has(stLive) && !p.has(stGone)
 }
 
-// BeginStop makes every worker exit after its next notification; the owner
-// then wakes each one with a Doorbell from the spawn thread (while
-// Receivers() > 0) and calls Stop.
-func (s *Supervisor) BeginStop() {
-	s.stopping.Store(true)
-}
-
-// Receivers returns the number of workers still running.
-func (s *Supervisor) Receivers() int {
-	if s.cfg.UseRing {
-		return 0
-	}
-	return int(s.nworkers.Load())
-}
-
-// Stop waits for the workers (see BeginStop), stops the exit reaper and
-// closes the listener and every descriptor the supervisor holds.
+// Stop ends the workers, stops the exit reaper and closes the listener and
+// every descriptor the supervisor holds.
+//
+// A worker blocked in NOTIF_RECV is not woken by anything that happens to
+// the listener (closing it, or the last sandboxed process exiting), so Stop
+// interrupts each one with a signal sent to its thread: SIGURG, the Go
+// runtime's own preemption signal, which every Go program already takes
+// (and must expect spuriously). RECV fails with EINTR, which is never
+// restarted, and the worker sees that it must stop.
 func (s *Supervisor) Stop() {
 	if !s.stopped.CompareAndSwap(false, true) {
 		return
@@ -315,6 +303,18 @@ func (s *Supervisor) Stop() {
 	if s.mem != nil {
 		close(s.stopResync)
 	}
+	for i := 0; s.nworkers.Load() > 0; i++ {
+		s.wmu.Lock()
+		for _, w := range s.receivers {
+			if tid := w.tid.Load(); tid > 0 {
+				unix.Tgkill(int(s.selfPid), int(tid), unix.SIGURG)
+			}
+		}
+		s.wmu.Unlock()
+		// A worker between its check of stopping and its RECV misses the
+		// signal; the next round catches it.
+		time.Sleep(time.Duration(min(i+1, 20)) * 50 * time.Microsecond)
+	}
 	s.workerWG.Wait()
 	s.ringMu.Lock()
 	if s.ringOK.Load() {
@@ -322,8 +322,8 @@ func (s *Supervisor) Stop() {
 		s.ring.Close()
 	}
 	s.ringMu.Unlock()
-	// With no receiver left, closing the listener answers any doorbell
-	// still queued (with ENOSYS), so the spawn thread cannot stay stuck.
+	// With no receiver left, closing the listener answers anything still
+	// queued with ENOSYS.
 	if s.listener >= 0 {
 		unix.Close(s.listener)
 	}
@@ -354,6 +354,7 @@ type worker struct {
 	n     sys.SeccompNotif
 	resp  sys.SeccompNotifResp
 	sent  bool
+	tid   atomic.Int32 // its thread while it serves the listener, else 0
 	buf   [4096]byte
 	path  [256]byte
 	tids  []int32
@@ -392,43 +393,69 @@ func (w *worker) spare() {
 func (w *worker) run() {
 	s := w.s
 	defer s.workerWG.Done()
-	// Not locked to its thread: a locked goroutine that becomes runnable is
-	// handed to its thread through a second wake-up, and the worker's first
-	// wake-up (Start) is on the launch's critical path. For the same reason
-	// a worker started before the listener exists waits for it briefly by
-	// polling rather than sleeping (the launch has a core to spare).
+	// A worker started before the listener exists waits for it briefly by
+	// polling rather than sleeping: the worker's first wake-up (Start) is on
+	// the launch's critical path, and the launch has a core to spare.
 	for deadline := nanotime() + spinWait; !s.started.Load() && nanotime() < deadline; {
 		runtime.Gosched()
 	}
 	<-s.ready
-	if s.listener < 0 {
+	if s.listener < 0 || s.stopping.Load() {
 		s.nworkers.Add(-1)
 		return
 	}
-	for {
+	// Locked from here (the loop never parks, so locking costs no extra
+	// wake-up): Stop signals the worker's thread to interrupt its RECV.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	w.enlist()
+	defer w.delist()
+	for !s.stopping.Load() {
 		w.n = sys.SeccompNotif{}
 		s.idle.Add(1)
 		err := sys.NotifRecv(s.listener, &w.n)
 		s.idle.Add(-1)
 		if err != nil {
-			// EINTR: a signal; ENOENT: the task died between the wake-up
-			// and the receive. Anything else means the listener is gone.
+			// EINTR: a signal (Stop's among them); ENOENT: the task died
+			// between the wake-up and the receive. Anything else means the
+			// listener is gone.
 			if err == unix.EINTR || err == unix.ENOENT {
 				continue
 			}
-			s.nworkers.Add(-1)
-			return
+			break
 		}
-		if w.handle() {
-			return // handle already counted this worker out
-		}
-		// Retire surplus workers started by spare(); during Stop only the
-		// doorbell ends a worker, so every ring finds a receiver.
-		if !s.stopping.Load() && int(s.idle.Load()) >= s.cfg.Workers && s.nworkers.Load() > int32(s.cfg.Workers) {
-			s.nworkers.Add(-1)
-			return
+		w.handle()
+		// Retire surplus workers started by spare().
+		if int(s.idle.Load()) >= s.cfg.Workers && s.nworkers.Load() > int32(s.cfg.Workers) {
+			break
 		}
 	}
+}
+
+// enlist makes the worker's thread known to Stop.
+func (w *worker) enlist() {
+	s := w.s
+	w.tid.Store(int32(unix.Gettid()))
+	s.wmu.Lock()
+	s.receivers = append(s.receivers, w)
+	s.wmu.Unlock()
+}
+
+// delist counts the worker out (it no longer receives).
+func (w *worker) delist() {
+	s := w.s
+	s.wmu.Lock()
+	for i, o := range s.receivers {
+		if o == w {
+			last := len(s.receivers) - 1
+			s.receivers[i], s.receivers[last] = s.receivers[last], nil
+			s.receivers = s.receivers[:last]
+			break
+		}
+	}
+	w.tid.Store(0)
+	s.nworkers.Add(-1)
+	s.wmu.Unlock()
 }
 
 // onRing handles completions of the listener poll (UseRing mode).
@@ -465,9 +492,8 @@ func (w *worker) fail(e unix.Errno) {
 }
 func (w *worker) value(v int64) { w.resp.Flags, w.resp.Error, w.resp.Val = 0, 0, v }
 
-// handle answers w.n. It reports true when the worker should exit (the
-// doorbell of Stop).
-func (w *worker) handle() (exit bool) {
+// handle answers w.n.
+func (w *worker) handle() {
 	s := w.s
 	var t0 int64
 	if w.stats != nil {
@@ -485,16 +511,10 @@ func (w *worker) handle() (exit bool) {
 	}
 	switch {
 	case tid == s.spawnTID:
-		// sandlock's own thread: count the fork of the first process; ring
-		// the doorbell; let everything else through.
-		switch {
-		case s.isFork[nr]:
+		// sandlock's own thread: count the fork of the first process; let
+		// everything else through.
+		if s.isFork[nr] {
 			w.fork(s.self)
-		case h != nil && nr == s.ioctlNr() && uint32(n.Data.Args[1]) == Doorbell && s.stopping.Load():
-			// Count this worker out before the reply wakes the spawn thread,
-			// which rings again while Receivers() > 0.
-			exit = true
-			s.nworkers.Add(-1)
 		}
 	case h == nil:
 	default:
@@ -513,12 +533,6 @@ func (w *worker) handle() (exit bool) {
 	if w.stats != nil {
 		w.stats.record(nr, nanotime()-t0)
 	}
-	return exit
-}
-
-func (s *Supervisor) ioctlNr() int {
-	nr, _ := s.cfg.Arch.Nr("ioctl")
-	return nr
 }
 
 // unattributed answers a request from a task the supervisor cannot place

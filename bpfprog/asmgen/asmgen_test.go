@@ -22,7 +22,7 @@ var policies = []struct {
 	name string
 	opts bpfprog.Options
 }{
-	{"supervised", bpfprog.Options{Notify: bpfprog.NotifyProcesses | bpfprog.NotifyMemory | bpfprog.NotifyHostname | bpfprog.NotifySignals, Doorbell: 0x5344_4c4b}},
+	{"supervised", bpfprog.Options{Notify: bpfprog.NotifyProcesses | bpfprog.NotifyMemory | bpfprog.NotifyHostname | bpfprog.NotifySignals}},
 	{"processes", bpfprog.Options{Notify: bpfprog.NotifyProcesses | bpfprog.NotifySignals}},
 	{"kernel_only", bpfprog.Options{}},
 	{"extras", bpfprog.Options{ExtraDeny: []string{"chmod", "fchmodat"}, ExtraAllow: []string{"sysv_ipc"}, AllowInet: true,

@@ -9,7 +9,7 @@ import (
 // BenchmarkBuild measures generating and lowering the supervised default
 // filter, which every launch pays.
 func BenchmarkBuild(b *testing.B) {
-	o := bpfprog.Options{Notify: bpfprog.NotifyProcesses | bpfprog.NotifySignals | bpfprog.NotifyHostname, Doorbell: 0x5344_4c4b}
+	o := bpfprog.Options{Notify: bpfprog.NotifyProcesses | bpfprog.NotifySignals | bpfprog.NotifyHostname}
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		p, err := bpfprog.DefaultPolicy(bpfprog.X86_64, o)

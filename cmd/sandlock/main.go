@@ -1,3 +1,5 @@
+//go:debug updatemaxprocs=0
+
 // Command sandlock confines an untrusted command with Landlock, a seccomp
 // filter and a user-notification supervisor. It is a drop-in for the Rust
 // sandlock's command line; see README.md and `sandlock run --help`.
@@ -8,6 +10,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strings"
 
 	"github.com/sandlock/sandlock/sandbox"
@@ -20,11 +23,18 @@ const (
 	exitSandlock = 125
 )
 
+// gcPercent is the collector's setting (GOGC) while it is held off.
+var gcPercent int
+
 func init() {
 	// The main goroutine runs on the main thread for good: `sandlock run`
 	// confines that thread and forks the command from it (see
 	// sandbox.Options.ConfineCaller).
 	runtime.LockOSThread()
+	// No collection may run while the confined thread forks (see
+	// sandbox's holdGC): the collector is off from here, before any cycle
+	// can have begun, until the command has started.
+	gcPercent = debug.SetGCPercent(-1)
 }
 
 func main() {
@@ -33,6 +43,7 @@ func main() {
 	// 10ms later). Extra Ps keep the other goroutines of a launch from
 	// waiting for that.
 	runtime.GOMAXPROCS(max(4, 2*runtime.NumCPU()))
+	exitDirectly = true
 	os.Exit(Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 

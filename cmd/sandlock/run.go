@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -294,6 +295,30 @@ func runSandbox(p *policy.Policy, argv []string, f *runFlags, status, stdin, std
 		}
 		return errorf(stderr, exitSandlock, "%v", err)
 	}
+	// The rest runs off this thread. It is confined, with the command's
+	// filter: under a memory limit each heap growth it made would be a
+	// notified mmap, waited for in a raw syscall that a collection's
+	// stop-the-world cannot interrupt. The thread parks for good instead;
+	// the command's parent-death signal stays tied to it.
+	code := make(chan int, 1)
+	go func() {
+		debug.SetGCPercent(gcPercent)
+		c := finish(sb, p, f, status, stdin, stderr)
+		if exitDirectly {
+			os.Exit(c)
+		}
+		code <- c
+	}()
+	return <-code
+}
+
+// exitDirectly makes the goroutine that waits for the command exit the
+// process itself, so that the parked main thread need not be woken.
+var exitDirectly bool
+
+// finish waits for the sandbox and reports its end; it returns the exit
+// code.
+func finish(sb *sandbox.Sandbox, p *policy.Policy, f *runFlags, status, stdin, stderr *os.File) int {
 	res, err := sb.Wait()
 	if p.Interactive && isTerminal(stdin) {
 		unix.IoctlSetPointerInt(int(stdin.Fd()), unix.TIOCSPGRP, unix.Getpgrp())
@@ -302,10 +327,7 @@ func runSandbox(p *policy.Policy, argv []string, f *runFlags, status, stdin, std
 		return errorf(stderr, exitSandlock, "%v", err)
 	}
 	if f.stats != "" && res.Stats != nil {
-		// Off this (confined) thread: Landlock would judge the open.
-		done := make(chan error)
-		go func() { done <- writeStats(f.stats, res.Stats) }()
-		if err := <-done; err != nil {
+		if err := writeStats(f.stats, res.Stats); err != nil {
 			errorf(stderr, 0, "--stats: %s: %v", f.stats, err)
 		}
 	}

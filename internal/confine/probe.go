@@ -61,7 +61,7 @@ func Probe() Report {
 			fd, err = sys.SeccompSetFilter(sys.FilterFlagNewListener, allow)
 		}
 		if err != nil {
-			fd, err = sys.SeccompSetFilter(0, allow)
+			_, err = sys.SeccompSetFilter(0, allow)
 			r.SeccompFilter = err == nil
 			return
 		}

@@ -35,8 +35,8 @@ func main() {
 			if err != nil {
 				fail(err)
 			}
-			fmt.Fprintf(&b, "\t{arch: %q, notify: %d, doorbell: %#x, sysv: %v, // %d instructions\n\t\tcode: %q},\n",
-				arch.Name, o.Notify, o.Doorbell, len(o.ExtraAllow) > 0, len(prog.Filter), bpfprog.Encode(prog.Filter))
+			fmt.Fprintf(&b, "\t{arch: %q, notify: %d, sysv: %v, // %d instructions\n\t\tcode: %q},\n",
+				arch.Name, o.Notify, len(o.ExtraAllow) > 0, len(prog.Filter), bpfprog.Encode(prog.Filter))
 		}
 	}
 	b.WriteString("}\n")
