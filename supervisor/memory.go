@@ -146,7 +146,6 @@ func (w *worker) resyncProc(p *proc) int64 {
 // reclaimMem resyncs every process: the slow path of an allocation that did
 // not fit, and the periodic check.
 func (w *worker) reclaimMem() {
-	w.spare()
 	s := w.s
 	s.reclaimMu.Lock()
 	defer s.reclaimMu.Unlock()

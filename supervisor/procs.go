@@ -420,7 +420,6 @@ func (w *worker) finalize(p *proc) {
 // whose thread has moved on without another notification.
 func (w *worker) reclaimProcs() {
 	s := w.s
-	w.spare()
 	s.reclaimMu.Lock()
 	defer s.reclaimMu.Unlock()
 	w.pollExits()

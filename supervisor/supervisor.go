@@ -86,6 +86,14 @@ type Config struct {
 
 type handlerFn func(w *worker, p *proc)
 
+// maxWorkers bounds the receiving goroutines of one supervisor: as many
+// handlers can be slow at once before the next notification waits.
+const maxWorkers = 256
+
+// testHook, when set (by tests only, before any supervisor starts), runs at
+// the start of every handled notification with its syscall number.
+var testHook func(nr int)
+
 // Supervisor serves one sandbox's listener.
 type Supervisor struct {
 	cfg      Config
@@ -379,24 +387,13 @@ func (s *Supervisor) startWorker() {
 	go w.run()
 }
 
-// spare makes sure some other worker is receiving before the caller blocks.
-func (w *worker) spare() {
-	s := w.s
-	if s.cfg.UseRing {
-		return
-	}
-	if s.idle.Load() == 0 && !s.stopping.Load() {
-		s.startWorker()
-	}
-}
-
 func (w *worker) run() {
 	s := w.s
 	defer s.workerWG.Done()
 	// A worker started before the listener exists waits for it briefly by
 	// polling rather than sleeping: the worker's first wake-up (Start) is on
 	// the launch's critical path, and the launch has a core to spare.
-	for deadline := nanotime() + spinWait; !s.started.Load() && nanotime() < deadline; {
+	for deadline := nanotime() + spinWait; !s.started.Load() && !s.stopping.Load() && nanotime() < deadline; {
 		runtime.Gosched()
 	}
 	<-s.ready
@@ -414,7 +411,7 @@ func (w *worker) run() {
 		w.n = sys.SeccompNotif{}
 		s.idle.Add(1)
 		err := sys.NotifRecv(s.listener, &w.n)
-		s.idle.Add(-1)
+		idle := s.idle.Add(-1)
 		if err != nil {
 			// EINTR: a signal (Stop's among them); ENOENT: the task died
 			// between the wake-up and the receive. Anything else means the
@@ -424,9 +421,16 @@ func (w *worker) run() {
 			}
 			break
 		}
+		if idle == 0 && s.nworkers.Load() < maxWorkers && !s.stopping.Load() {
+			// Nobody else is receiving: start a spare before handling, so
+			// that no handler, however slow, holds up other processes.
+			// Steady traffic settles on two workers, bursts grow more.
+			s.startWorker()
+		}
 		w.handle()
-		// Retire surplus workers started by spare().
-		if int(s.idle.Load()) >= s.cfg.Workers && s.nworkers.Load() > int32(s.cfg.Workers) {
+		// Retire a surplus worker: one idle receiver more than needed
+		// stays, so steady traffic does not start and stop workers.
+		if int(s.idle.Load()) >= max(s.cfg.Workers, 2) {
 			break
 		}
 	}
@@ -505,6 +509,9 @@ func (w *worker) handle() {
 	w.sent = false
 	w.cont()
 	nr := int(n.Data.Nr)
+	if testHook != nil {
+		testHook(nr)
+	}
 	var h handlerFn
 	if uint(nr) < uint(len(s.handlers)) {
 		h = s.handlers[nr]

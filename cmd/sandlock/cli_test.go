@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"testing"
@@ -20,6 +21,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// main's init holds the collector off for a launch; the tests run
+	// nothing confined in this process and want it back.
+	debug.SetGCPercent(gcPercent)
 	code := m.Run()
 	testbin.Cleanup()
 	os.Exit(code)

@@ -38,11 +38,12 @@ func init() {
 }
 
 func main() {
-	// Supervisor workers wait for notifications inside a syscall, holding
-	// their scheduler slot (P) until the runtime takes it back (20µs to
-	// 10ms later). Extra Ps keep the other goroutines of a launch from
-	// waiting for that.
-	runtime.GOMAXPROCS(max(4, 2*runtime.NumCPU()))
+	if runtime.GOMAXPROCS(0) < 2 {
+		// The confined main thread waits for the supervisor inside raw
+		// syscalls (its fork's clone), holding its P: a worker needs
+		// another. Only then is it set, for it stops the world.
+		runtime.GOMAXPROCS(2)
+	}
 	exitDirectly = true
 	os.Exit(Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
@@ -91,7 +92,9 @@ Run 'sandlock run --help' for the flags of run.
 
 // errorf prints sandlock's one-line error and returns code.
 func errorf(w io.Writer, code int, format string, args ...any) int {
-	msg := fmt.Sprintf(format, args...)
-	fmt.Fprintln(w, "sandlock: "+strings.TrimSuffix(msg, "\n"))
+	msg := strings.TrimSuffix(fmt.Sprintf(format, args...), "\n")
+	// One line, whatever the values hold.
+	msg = strings.NewReplacer("\n", `\n`, "\r", `\r`).Replace(msg)
+	fmt.Fprintln(w, "sandlock: "+msg)
 	return code
 }

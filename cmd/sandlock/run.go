@@ -80,7 +80,31 @@ type runFlags struct {
 }
 
 func cmdRun(args []string, stdin, stdout, stderr *os.File) int {
-	var f runFlags
+	r, code := parseRun(args, stdout, stderr)
+	if r == nil {
+		return code
+	}
+	var status *os.File
+	if r.statusFD >= 0 {
+		status = os.NewFile(uintptr(r.statusFD), "status-fd")
+	}
+	return runSandbox(r.policy, r.argv, &r.flags, status, stdin, stdout, stderr)
+}
+
+// runPlan is a validated `sandlock run` command line.
+type runPlan struct {
+	flags    runFlags
+	policy   *policy.Policy
+	argv     []string
+	statusFD int // -1 for none
+}
+
+// parseRun parses and validates the arguments of `run`, starting nothing.
+// A nil plan comes with the exit code: 0 after --help, otherwise an error
+// already reported in one line on stderr.
+func parseRun(args []string, stdout io.Writer, stderr io.Writer) (*runPlan, int) {
+	r := &runPlan{statusFD: -1}
+	f := &r.flags
 	str := func(dst *string) func(string) { return func(v string) { *dst = v } }
 	list := func(dst *[]string) func(string) { return func(v string) { *dst = append(*dst, v) } }
 	boolean := func(dst *bool) func(string) { return func(string) { *dst = true } }
@@ -124,41 +148,41 @@ func cmdRun(args []string, stdin, stdout, stderr *os.File) int {
 	}
 	cmdArgs, given, err := parseFlags(specs, args)
 	if unsupportedGiven != "" {
-		return errorf(stderr, exitSandlock, "--%s: not supported yet", unsupportedGiven)
+		return nil, errorf(stderr, exitSandlock, "--%s: not supported yet", unsupportedGiven)
 	}
 	if err != nil {
-		return errorf(stderr, exitUsage, "%v (see sandlock run --help)", err)
+		return nil, errorf(stderr, exitUsage, "%v (see sandlock run --help)", err)
 	}
 	if f.help {
 		fmt.Fprint(stdout, runUsage)
-		return 0
+		return nil, 0
 	}
-	p, code := buildPolicy(given, &f, stderr)
+	p, code := buildPolicy(given, f, stderr)
 	if code != 0 {
-		return code
+		return nil, code
 	}
 	switch {
 	case f.execShell != "" && len(cmdArgs) > 0:
-		return errorf(stderr, exitUsage, "--exec-shell: cannot be combined with a command")
+		return nil, errorf(stderr, exitUsage, "--exec-shell: cannot be combined with a command")
 	case given["exec-shell"] && f.execShell == "":
-		return errorf(stderr, exitSandlock, "--exec-shell: \"\": empty command")
+		return nil, errorf(stderr, exitSandlock, "--exec-shell: \"\": empty command")
 	case f.execShell != "":
 		cmdArgs = []string{"/bin/sh", "-c", f.execShell}
 	case len(cmdArgs) == 0:
-		return errorf(stderr, exitUsage, "run: no command given (usage: sandlock run [flags] -- CMD [ARGS...])")
+		return nil, errorf(stderr, exitUsage, "run: no command given (usage: sandlock run [flags] -- CMD [ARGS...])")
 	}
-	var status *os.File
 	if f.statusFD != "" {
 		fd, err := strconv.Atoi(f.statusFD)
 		if err != nil || fd < 0 {
-			return errorf(stderr, exitSandlock, "--status-fd: %s: not a file descriptor number", f.statusFD)
+			return nil, errorf(stderr, exitSandlock, "--status-fd: %s: not a file descriptor number", f.statusFD)
 		}
 		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
-			return errorf(stderr, exitSandlock, "--status-fd: %s: %v", f.statusFD, err)
+			return nil, errorf(stderr, exitSandlock, "--status-fd: %s: %v", f.statusFD, err)
 		}
-		status = os.NewFile(uintptr(fd), "status-fd")
+		r.statusFD = fd
 	}
-	return runSandbox(p, cmdArgs, &f, status, stdin, stdout, stderr)
+	r.policy, r.argv = p, cmdArgs
+	return r, 0
 }
 
 // buildPolicy validates every flag value into a policy. On error it prints
@@ -302,13 +326,17 @@ func runSandbox(p *policy.Policy, argv []string, f *runFlags, status, stdin, std
 	// the command's parent-death signal stays tied to it.
 	code := make(chan int, 1)
 	go func() {
-		debug.SetGCPercent(gcPercent)
 		c := finish(sb, p, f, status, stdin, stderr)
 		if exitDirectly {
 			os.Exit(c)
 		}
 		code <- c
 	}()
+	// The collector comes back on from this thread, as its last act: a
+	// collection's stop-the-world must never begin while the thread may be
+	// inside a notified raw syscall (a heap growth under --max-memory), and
+	// from here it only parks.
+	debug.SetGCPercent(gcPercent)
 	return <-code
 }
 

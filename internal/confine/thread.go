@@ -18,7 +18,7 @@ func closeFD(fd int) { unix.Close(fd) }
 // caller must hold the thread (runtime.LockOSThread) and never release it.
 func PrepareThread() error {
 	if sys.HasAnyCap() {
-		if err := sys.DropAllCapsThread(sys.LastCap()); err != nil {
+		if err := sys.DropAllCapsThread(); err != nil {
 			return fmt.Errorf("drop capabilities: %w", err)
 		}
 	}

@@ -2,37 +2,33 @@ package sys
 
 import (
 	"os"
-	"strconv"
-	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
-
-// LastCap returns the highest capability number the kernel knows.
-func LastCap() int {
-	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
-	if err == nil {
-		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-			return n
-		}
-	}
-	return 63
-}
 
 // DropAllCapsThread empties every capability set of the calling thread:
 // bounding (needs CAP_SETPCAP, which a root thread has), ambient, then
 // permitted, effective and inheritable with capset(2). Capabilities are
 // per-thread in Linux, so only the calling thread (and what it forks) is
 // affected; the caller must hold it with runtime.LockOSThread.
-func DropAllCapsThread(lastCap int) error {
+//
+// The bounding set is emptied by dropping capabilities 0, 1, ... until the
+// kernel answers EINVAL past its last one (no need to read
+// /proc/sys/kernel/cap_last_cap, which would cost a file and, through os,
+// the runtime's network poller at every launch).
+func DropAllCapsThread() error {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
 	if _, _, e := unix.RawSyscall(unix.SYS_CAPGET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0); e != 0 {
 		return e
 	}
-	for c := 0; c <= lastCap; c++ {
-		if _, _, e := unix.RawSyscall6(unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0, 0); e != 0 && e != unix.EINVAL {
+	for c := 0; c < 64; c++ {
+		_, _, e := unix.RawSyscall6(unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0, 0)
+		if e == unix.EINVAL {
+			break // past the last capability
+		}
+		if e != 0 {
 			return e
 		}
 	}
