@@ -8,8 +8,12 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 all: build
 
+# bin/sandlock-prof is the same program with profiling linked in
+# (--cpuprofile, --memprofile, --trace, --pprof); sandlock execs it when
+# given one of those flags.
 build:
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(BIN) ./cmd/sandlock
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -tags pprof -o $(BIN)-prof ./cmd/sandlock
 
 # One command for a new user: build, then confine a real command.
 demo: build
@@ -29,7 +33,9 @@ test-short:
 
 lint:
 	$(GO) vet ./...
+	$(GO) vet -tags pprof ./cmd/sandlock
 	$(GO) run $(STATICCHECK) ./...
+	$(GO) run $(STATICCHECK) -tags pprof ./cmd/sandlock
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 
 # Regenerate the syscall tables and the prebuilt filters.

@@ -147,6 +147,7 @@ func (w *worker) resyncProc(p *proc) int64 {
 // not fit, and the periodic check.
 func (w *worker) reclaimMem() {
 	s := w.s
+	w.spare()
 	s.reclaimMu.Lock()
 	defer s.reclaimMu.Unlock()
 	w.resyncAll()

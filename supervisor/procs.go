@@ -166,6 +166,7 @@ func (w *worker) fork(p *proc) {
 		return
 	}
 	if !p.has(stSelf) && !s.firstForkDone.Load() {
+		w.spare() // the watchdog starts: milliseconds
 		if err := s.firstFork(); err != nil {
 			w.fail(unix.EAGAIN)
 			return
@@ -420,6 +421,7 @@ func (w *worker) finalize(p *proc) {
 // whose thread has moved on without another notification.
 func (w *worker) reclaimProcs() {
 	s := w.s
+	w.spare()
 	s.reclaimMu.Lock()
 	defer s.reclaimMu.Unlock()
 	w.pollExits()

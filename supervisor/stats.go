@@ -2,7 +2,10 @@ package supervisor
 
 import (
 	"math/bits"
+	"os"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -99,14 +102,18 @@ type Report struct {
 	// ledger (bytes) seen; 0 without the corresponding limit.
 	PeakProcesses int64 `json:"peak_processes"`
 	PeakMemory    int64 `json:"peak_memory_bytes"`
-	// Workers is the number of receiving goroutines at the end.
-	Workers int `json:"workers"`
+	// WorkersStarted counts the receiving goroutines ever started (spares
+	// included).
+	WorkersStarted int `json:"workers_started"`
+	// PeakRSS is the peak resident memory (VmHWM) of the process running
+	// the supervisor: sandlock itself, or a library user's program.
+	PeakRSS int64 `json:"supervisor_peak_rss_bytes"`
 }
 
 // Report returns the statistics collected so far (Config.Stats), or the
 // peaks alone when statistics are off.
 func (s *Supervisor) Report() Report {
-	r := Report{Notifications: map[string]uint64{}, Workers: int(s.nextID.Load())}
+	r := Report{Notifications: map[string]uint64{}, WorkersStarted: int(s.nextID.Load()), PeakRSS: peakRSS()}
 	s.mem.NotePeak()
 	s.procs.NotePeak()
 	r.PeakMemory = s.mem.Peak()
@@ -163,4 +170,21 @@ func SortedNames(m map[string]uint64) []string {
 		return names[i] < names[j]
 	})
 	return names
+}
+
+// peakRSS returns this process's VmHWM in bytes, 0 if unknown.
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err == nil {
+				return kb << 10
+			}
+		}
+	}
+	return 0
 }

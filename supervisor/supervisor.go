@@ -129,6 +129,7 @@ type Supervisor struct {
 	started    atomic.Bool   // Start has run (polled by waiting workers)
 	workerWG   sync.WaitGroup
 	stopResync chan struct{}
+	stopWatch  chan struct{}
 
 	firstForkDone atomic.Bool
 	firstForkMu   sync.Mutex
@@ -161,7 +162,7 @@ func New(cfg Config) (*Supervisor, error) {
 	}
 	s := &Supervisor{
 		cfg: cfg, listener: -1, selfPid: int32(unix.Getpid()),
-		hostFD: -1, stopResync: make(chan struct{}), ready: make(chan struct{}),
+		hostFD: -1, stopResync: make(chan struct{}), stopWatch: make(chan struct{}), ready: make(chan struct{}),
 	}
 	// One shard per worker we start with plus one for the exit reaper.
 	s.shards = cfg.Workers + 1
@@ -269,18 +270,38 @@ func (s *Supervisor) Start(listener int, spawnTID int32) error {
 	s.listener, s.spawnTID = listener, spawnTID
 	defer s.started.Store(true)
 	if s.cfg.UseRing {
-		if err := s.ring.PollAdd(s.listener, unix.POLLIN, true, pidwatch.Tag(pidwatch.KindOther, 0)); err != nil {
-			return fmt.Errorf("supervisor: poll listener: %w", err)
-		}
-		if err := s.ring.Submit(); err != nil {
-			return fmt.Errorf("supervisor: %w", err)
+		// Not from the caller's thread, which may be confined already
+		// (the filter denies io_uring_enter).
+		err := elsewhere(func() error {
+			if err := s.ring.PollAdd(s.listener, unix.POLLIN, true, pidwatch.Tag(pidwatch.KindOther, 0)); err != nil {
+				return fmt.Errorf("supervisor: poll listener: %w", err)
+			}
+			if err := s.ring.Submit(); err != nil {
+				return fmt.Errorf("supervisor: %w", err)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 	}
 	close(s.ready)
 	if s.mem != nil {
 		go s.resyncLoop()
 	}
+	if !s.cfg.UseRing {
+		go s.watchStalls()
+	}
 	return nil
+}
+
+// elsewhere runs f on another goroutine and waits for it: never on the
+// calling goroutine's thread, which may be a confined one (sandlock's CLI
+// starts and may stop the supervisor from its confined main thread).
+func elsewhere(f func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	return <-done
 }
 
 // live reports whether r names a registered, not yet gone process.
@@ -311,6 +332,7 @@ func (s *Supervisor) Stop() {
 	if s.mem != nil {
 		close(s.stopResync)
 	}
+	close(s.stopWatch)
 	for i := 0; s.nworkers.Load() > 0; i++ {
 		s.wmu.Lock()
 		for _, w := range s.receivers {
@@ -326,8 +348,11 @@ func (s *Supervisor) Stop() {
 	s.workerWG.Wait()
 	s.ringMu.Lock()
 	if s.ringOK.Load() {
-		s.loop.Stop()
-		s.ring.Close()
+		elsewhere(func() error { // see Start
+			s.loop.Stop()
+			s.ring.Close()
+			return nil
+		})
 	}
 	s.ringMu.Unlock()
 	// With no receiver left, closing the listener answers anything still
@@ -363,6 +388,7 @@ type worker struct {
 	resp  sys.SeccompNotifResp
 	sent  bool
 	tid   atomic.Int32 // its thread while it serves the listener, else 0
+	busy  atomic.Int64 // nanotime when its current notification arrived, 0 when none
 	buf   [4096]byte
 	path  [256]byte
 	tids  []int32
@@ -385,6 +411,49 @@ func (s *Supervisor) startWorker() {
 	s.nworkers.Add(1)
 	s.workerWG.Add(1)
 	go w.run()
+}
+
+// spare makes sure another worker is receiving before the caller does
+// something slow (takes a contended lock, starts the watchdog, reads /proc
+// at length): no handler holds up the other processes.
+func (w *worker) spare() {
+	s := w.s
+	if !s.cfg.UseRing && s.idle.Load() == 0 && !s.stopping.Load() && s.nworkers.Load() < maxWorkers {
+		s.startWorker()
+	}
+}
+
+// stallAfter is how long a handler may run before watch starts a spare for
+// it: the case no spare() call anticipated.
+const stallAfter = 5 * time.Millisecond
+
+// watchStalls starts a spare worker whenever every worker has been inside one
+// handler for longer than stallAfter, until the supervisor stops.
+func (s *Supervisor) watchStalls() {
+	t := time.NewTicker(stallAfter)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopWatch:
+			return
+		case <-t.C:
+		}
+		if s.idle.Load() > 0 || s.stopping.Load() || s.nworkers.Load() >= maxWorkers {
+			continue
+		}
+		now := nanotime()
+		stalled := false
+		s.wmu.Lock()
+		for _, w := range s.receivers {
+			if b := w.busy.Load(); b != 0 && now-b > int64(stallAfter) {
+				stalled = true
+			}
+		}
+		s.wmu.Unlock()
+		if stalled {
+			s.startWorker()
+		}
+	}
 }
 
 func (w *worker) run() {
@@ -411,7 +480,7 @@ func (w *worker) run() {
 		w.n = sys.SeccompNotif{}
 		s.idle.Add(1)
 		err := sys.NotifRecv(s.listener, &w.n)
-		idle := s.idle.Add(-1)
+		s.idle.Add(-1)
 		if err != nil {
 			// EINTR: a signal (Stop's among them); ENOENT: the task died
 			// between the wake-up and the receive. Anything else means the
@@ -421,16 +490,15 @@ func (w *worker) run() {
 			}
 			break
 		}
-		if idle == 0 && s.nworkers.Load() < maxWorkers && !s.stopping.Load() {
-			// Nobody else is receiving: start a spare before handling, so
-			// that no handler, however slow, holds up other processes.
-			// Steady traffic settles on two workers, bursts grow more.
-			s.startWorker()
-		}
+		w.busy.Store(nanotime())
 		w.handle()
-		// Retire a surplus worker: one idle receiver more than needed
-		// stays, so steady traffic does not start and stop workers.
-		if int(s.idle.Load()) >= max(s.cfg.Workers, 2) {
+		w.busy.Store(0)
+		// One receiver at a time is fastest: with two, the kernel hands
+		// each notification to the one that has waited longest, a
+		// different thread every time (about 9 us more per round trip
+		// here). A spare started for a slow handler (spare, watchStalls) leaves
+		// once the configured number of workers is receiving again.
+		if int(s.idle.Load()) >= s.cfg.Workers {
 			break
 		}
 	}

@@ -100,6 +100,7 @@ func (w *worker) open(p *proc) {
 	if flags&(unix.O_WRONLY|unix.O_RDWR|unix.O_CREAT|unix.O_TRUNC|unix.O_PATH|unix.O_DIRECTORY) != 0 {
 		return
 	}
+	w.spare() // resolving a relative path and injecting an fd are slow
 	target := string(pathb)
 	if !path.IsAbs(target) {
 		base, err := w.baseDir(int32(w.n.Pid), dirfd)

@@ -66,6 +66,12 @@ Kernel
                                  abstract-unix-socket-scope
 Supervisor
       --stats FILE            write supervisor statistics (JSON) at exit
+      --cpuprofile FILE       write a CPU profile of sandlock (go tool pprof)
+      --memprofile FILE       write a heap profile of sandlock at exit
+      --trace FILE            write a Go execution trace of sandlock
+      --pprof ADDR            serve net/http/pprof on ADDR (loopback only)
+                              (these four run bin/sandlock-prof, built beside
+                              sandlock, so that sandlock itself stays lean)
 
 Exit status: the command's; 128+N if killed by signal N; 124 timeout;
 125 sandlock failed before the command started; 126/127 command not
@@ -76,6 +82,7 @@ type runFlags struct {
 	read, write, env, denySys, allowSys, degraded, disable         []string
 	cwd, memory, procs, openFiles, cpu, cpuCores, numCPUs, timeout string
 	name, execShell, statusFD, stats                               string
+	cpuProfile, memProfile, trace, pprofAddr                       string
 	cleanEnv, interactive, noSupervisor, help                      bool
 }
 
@@ -83,6 +90,16 @@ func cmdRun(args []string, stdin, stdout, stderr *os.File) int {
 	r, code := parseRun(args, stdout, stderr)
 	if r == nil {
 		return code
+	}
+	if r.flags.profiling() {
+		if !profBuild {
+			return errorf(stderr, exitSandlock, "%v", execProfBuild(append([]string{"run"}, args...)))
+		}
+		stop, err := startProfiling(&r.flags)
+		if err != nil {
+			return errorf(stderr, exitSandlock, "%v", err)
+		}
+		atExit = stop
 	}
 	var status *os.File
 	if r.statusFD >= 0 {
@@ -132,6 +149,10 @@ func parseRun(args []string, stdout io.Writer, stderr io.Writer) (*runPlan, int)
 		{"allow-degraded", 0, listFlag, list(&f.degraded)},
 		{"disable", 0, listFlag, list(&f.disable)},
 		{"stats", 0, valueFlag, str(&f.stats)},
+		{"cpuprofile", 0, valueFlag, str(&f.cpuProfile)},
+		{"memprofile", 0, valueFlag, str(&f.memProfile)},
+		{"trace", 0, valueFlag, str(&f.trace)},
+		{"pprof", 0, valueFlag, str(&f.pprofAddr)},
 		{"help", 'h', boolFlag, boolean(&f.help)},
 	}
 	for name, takesValue := range unsupported {
@@ -170,6 +191,9 @@ func parseRun(args []string, stdout io.Writer, stderr io.Writer) (*runPlan, int)
 		cmdArgs = []string{"/bin/sh", "-c", f.execShell}
 	case len(cmdArgs) == 0:
 		return nil, errorf(stderr, exitUsage, "run: no command given (usage: sandlock run [flags] -- CMD [ARGS...])")
+	}
+	if code := checkProfiling(f, stderr); code != 0 {
+		return nil, code
 	}
 	if f.statusFD != "" {
 		fd, err := strconv.Atoi(f.statusFD)
@@ -327,6 +351,11 @@ func runSandbox(p *policy.Policy, argv []string, f *runFlags, status, stdin, std
 	code := make(chan int, 1)
 	go func() {
 		c := finish(sb, p, f, status, stdin, stderr)
+		if atExit != nil {
+			if err := atExit(); err != nil {
+				errorf(stderr, 0, "%v", err)
+			}
+		}
 		if exitDirectly {
 			os.Exit(c)
 		}
@@ -339,6 +368,9 @@ func runSandbox(p *policy.Policy, argv []string, f *runFlags, status, stdin, std
 	debug.SetGCPercent(gcPercent)
 	return <-code
 }
+
+// atExit, when set, finishes the profiles before sandlock exits.
+var atExit func() error
 
 // exitDirectly makes the goroutine that waits for the command exit the
 // process itself, so that the parked main thread need not be woken.
