@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/sandlock/sandlock/ring"
 	"golang.org/x/sys/unix"
@@ -44,6 +45,17 @@ type Loop struct {
 	stop    sync.Once
 	err     error
 	batch   int
+	gather  int           // completions worth waking for (SetGather)
+	window  time.Duration // how long a partial batch may wait
+}
+
+// SetGather makes the loop wake once n completions are ready, or window
+// after the first one, instead of at each: exits then arrive in batches
+// and a fork-heavy sandbox costs the reaper one wake-up per batch. Call it
+// before Start; a loop that also delivers latency-sensitive completions
+// (onOther) should not gather.
+func (l *Loop) SetGather(n int, window time.Duration) {
+	l.gather, l.window = n, window
 }
 
 // New returns a loop over r. onExits receives the tokens of every pidfd that
@@ -54,7 +66,7 @@ func New(r *ring.Ring, batch int, onExits func(tokens []uint64), onOther func(ri
 	if batch <= 0 {
 		batch = 64
 	}
-	return &Loop{r: r, onExits: onExits, onOther: onOther, done: make(chan struct{}), batch: batch}
+	return &Loop{r: r, onExits: onExits, onOther: onOther, done: make(chan struct{}), batch: batch, gather: 1}
 }
 
 // Ring returns the ring the loop reaps, for callers that arm their own
@@ -91,7 +103,7 @@ func (l *Loop) run() error {
 	cqes := make([]ring.CQE, l.batch)
 	exits := make([]uint64, 0, l.batch)
 	for {
-		n, err := l.r.Wait(cqes)
+		n, err := l.r.WaitBatch(cqes, l.gather, l.window)
 		if err != nil {
 			if errors.Is(err, unix.EINTR) {
 				continue

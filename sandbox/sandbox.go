@@ -446,7 +446,6 @@ func (sb *Sandbox) newSupervisor(arch *bpfprog.Arch) (*supervisor.Supervisor, er
 		Stats:        sb.opts.Stats,
 		Events: supervisor.Events{
 			MemoryKill: sb.memoryKill,
-			Registered: sb.registered,
 			FirstFork:  sb.startWatchdog,
 		},
 	})
@@ -650,24 +649,19 @@ func (sb *Sandbox) memoryKill(pid int, comm string, limit int64) {
 	}
 }
 
-// registered hands each registered process to the watchdog, once it runs.
-func (sb *Sandbox) registered(pidfd int) {
-	if d := sb.dog.Load(); d != nil {
-		d.add(pidfd)
-	}
-}
-
 // startWatchdog runs before the sandbox's first process creates a second:
-// from then on the parent-death signal is not enough.
+// from then on the parent-death signal is not enough. The watchdog gets the
+// supervisor's mirror of the live processes.
 func (sb *Sandbox) startWatchdog() error {
-	d, err := startWatchdog()
+	fd, err := sb.sup.Mirror()
+	if err != nil {
+		return err
+	}
+	d, err := startWatchdog(fd)
 	if err != nil {
 		return err
 	}
 	sb.dog.Store(d)
-	// After the store: a process registered from now on is handed over by
-	// registered; those before are in the supervisor's records.
-	sb.sup.Pidfds(d.add)
 	return nil
 }
 

@@ -8,7 +8,9 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"unsafe"
 
+	"github.com/sandlock/sandlock/supervisor"
 	"golang.org/x/sys/unix"
 )
 
@@ -16,23 +18,23 @@ import (
 //
 // The command's parent-death signal covers a sandbox of one process. Once
 // the sandbox forks, sandlock starts a watchdog: its own binary again, in a
-// session of its own (terminal signals do not reach it), which receives over
-// a socket a pidfd of every process the supervisor registers. When the
-// socket reaches end-of-file without the word "clean" — sandlock is gone —
-// it collects every registered process that still lives and all of its
-// descendants, and kills them all. The set cannot grow meanwhile: with the
-// supervisor gone its listener is closed, so every fork fails with ENOSYS.
+// session of its own (terminal signals do not reach it), holding one end of
+// a socket and the supervisor's mirror, a table of the live processes in
+// shared memory (supervisor.Mirror) that costs the supervisor no syscall
+// per process. When the socket reaches end-of-file without the word "clean"
+// — sandlock is gone — the watchdog opens a pidfd for every process the
+// mirror lists, keeps those whose identity matches (a pid reused meanwhile
+// is left alone), collects all of their descendants and kills them all. The
+// set cannot grow meanwhile: with the supervisor gone its listener is
+// closed, so every fork fails with ENOSYS.
 //
 // The watchdog is entered through this package's init (watchdogEnv), so any
 // program that imports sandbox can be its own watchdog.
-
 const (
-	watchdogEnv   = "SANDLOCK_WATCHDOG_FD"
-	watchdogName  = "sandlock-watchdog"
-	msgPidfds     = 'p'
-	msgClean      = 'c'
-	msgReady      = 'r'
-	maxFDsPerSend = 64
+	watchdogEnv  = "SANDLOCK_WATCHDOG_FD"
+	watchdogName = "sandlock-watchdog"
+	msgClean     = 'c'
+	msgReady     = 'r'
 )
 
 func init() {
@@ -41,59 +43,59 @@ func init() {
 		if err != nil {
 			os.Exit(2)
 		}
-		os.Exit(runWatchdog(fd))
+		os.Exit(runWatchdog(fd, fd+1))
 	}
 }
 
-// runWatchdog is the watchdog process's main loop.
-func runWatchdog(sock int) int {
+// runWatchdog is the watchdog process's main loop: sock is its end of the
+// socket, mirror the supervisor's table.
+func runWatchdog(sock, mirrorFD int) int {
 	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT,
 		syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGPIPE)
+	size := supervisor.MirrorSlots * int(unsafe.Sizeof(supervisor.MirrorEntry{}))
+	b, err := unix.Mmap(mirrorFD, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return 2
+	}
+	entries := unsafe.Slice((*supervisor.MirrorEntry)(unsafe.Pointer(&b[0])), supervisor.MirrorSlots)
 	unix.Write(sock, []byte{msgReady})
-	var pidfds []int
 	buf := make([]byte, 64)
-	oob := make([]byte, unix.CmsgSpace(4*maxFDsPerSend))
 	for {
-		n, oobn, _, _, err := unix.Recvmsg(sock, buf, oob, unix.MSG_CMSG_CLOEXEC)
+		n, err := unix.Read(sock, buf)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil || n == 0 {
-			killAll(pidfds)
+			killAll(listed(entries))
 			return 0
 		}
 		if bytes.IndexByte(buf[:n], msgClean) >= 0 {
 			return 0
 		}
-		if oobn > 0 {
-			msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
-			for _, m := range msgs {
-				fds, _ := unix.ParseUnixRights(&m)
-				pidfds = append(pidfds, fds...)
-			}
-			pidfds = pruneExited(pidfds)
-		}
 	}
 }
 
-// pruneExited closes the pidfds of processes that have exited.
-func pruneExited(fds []int) []int {
-	pfds := make([]unix.PollFd, len(fds))
-	for i, fd := range fds {
-		pfds[i] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
-	}
-	if n, err := unix.Poll(pfds, 0); err != nil || n == 0 {
-		return fds
-	}
-	live := fds[:0]
-	for i, fd := range fds {
-		if pfds[i].Revents != 0 {
+// listed opens a pidfd for every process of the mirror whose identity
+// still matches.
+func listed(entries []supervisor.MirrorEntry) []int {
+	var fds []int
+	for i := range entries {
+		e := &entries[i]
+		pid := e.Pid.Load()
+		if pid <= 0 {
+			continue
+		}
+		fd, err := unix.PidfdOpen(int(pid), 0)
+		if err != nil {
+			continue
+		}
+		if id, ok := supervisor.Identity(fd, pid, e.ByStart.Load() != 0); !ok || id != e.Identity.Load() {
 			unix.Close(fd)
 			continue
 		}
-		live = append(live, fd)
+		fds = append(fds, fd)
 	}
-	return live
+	return fds
 }
 
 // killAll kills every process whose pidfd the watchdog holds, and their
@@ -156,8 +158,9 @@ type watchdog struct {
 	sock int // -1 once released
 }
 
-// startWatchdog starts the watchdog and waits until it listens.
-func startWatchdog() (*watchdog, error) {
+// startWatchdog starts the watchdog on the supervisor's mirror and waits
+// until it listens.
+func startWatchdog(mirror int) (*watchdog, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("watchdog: %w", err)
@@ -176,7 +179,7 @@ func startWatchdog() (*watchdog, error) {
 	pid, err := syscall.ForkExec(exe, []string{watchdogName}, &syscall.ProcAttr{
 		Dir:   "/",
 		Env:   []string{watchdogEnv + "=3", "GOMAXPROCS=1", "GOGC=off"},
-		Files: []uintptr{null.Fd(), null.Fd(), null.Fd(), uintptr(sp[1])},
+		Files: []uintptr{null.Fd(), null.Fd(), null.Fd(), uintptr(sp[1]), uintptr(mirror)},
 		Sys:   &syscall.SysProcAttr{Setsid: true},
 	})
 	unix.Close(sp[1])
@@ -193,17 +196,6 @@ func startWatchdog() (*watchdog, error) {
 		return nil, fmt.Errorf("watchdog did not start: %v", err)
 	}
 	return &watchdog{pid: pid, sock: sp[0]}, nil
-}
-
-// add hands the watchdog a duplicate of pidfd (the kernel duplicates it in
-// transit; the caller keeps its own).
-func (d *watchdog) add(pidfd int) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.sock < 0 {
-		return
-	}
-	unix.Sendmsg(d.sock, []byte{msgPidfds}, unix.UnixRights(pidfd), nil, 0)
 }
 
 // clean tells the watchdog to exit without killing anything.

@@ -27,22 +27,22 @@ func (w *worker) discover(tid int32) *proc {
 			return p
 		}
 	}
-	text, err := w.readProc(tid, 0, "status")
-	if err != nil {
+	tgid, ppid, leaderFD, ok := w.identify(tid)
+	// The task may have died and its id been reused meanwhile.
+	if !ok || !sys.NotifIDValid(s.listener, w.n.ID) {
+		if leaderFD >= 0 {
+			unix.Close(leaderFD)
+		}
 		return nil
 	}
-	tgid, ok1 := field(text, "Tgid")
-	ppid, ok2 := field(text, "PPid")
-	// The task may have died and its id been reused while /proc was read.
-	if !ok1 || !ok2 || !sys.NotifIDValid(s.listener, w.n.ID) {
-		return nil
-	}
-	p := s.arena.resolve(s.pids.load(int32(tgid)))
+	p := s.arena.resolve(s.pids.load(tgid))
 	if p == nil || !p.has(stLive) || p.has(stExited) {
-		p = w.register(int32(tgid), int32(ppid), nil, 0)
+		p = w.registerFD(tgid, ppid, nil, 0, leaderFD)
 		if p == nil {
 			return nil
 		}
+	} else if leaderFD >= 0 {
+		unix.Close(leaderFD)
 	}
 	if int32(tgid) != tid {
 		s.pids.insert(tid, p.ref(), func(r ref) bool { return r == p.ref() })
@@ -54,10 +54,17 @@ func (w *worker) discover(tid int32) *proc {
 // exit, a process slot (taken over from the fork marker that created it, or
 // forced when none is found) and its memory.
 func (w *worker) register(pid, ppid int32, parent *proc, markerTid int32) *proc {
+	return w.registerFD(pid, ppid, parent, markerTid, -1)
+}
+
+// registerFD is register with pid's pidfd already open (fd), or -1.
+func (w *worker) registerFD(pid, ppid int32, parent *proc, markerTid int32, fd int) *proc {
 	s := w.s
-	fd, err := unix.PidfdOpen(int(pid), 0)
-	if err != nil {
-		return nil
+	if fd < 0 {
+		var err error
+		if fd, err = unix.PidfdOpen(int(pid), 0); err != nil {
+			return nil
+		}
 	}
 	p := s.arena.alloc()
 	if p == nil {
@@ -111,8 +118,8 @@ func (w *worker) register(pid, ppid int32, parent *proc, markerTid int32) *proc 
 		// a watch, an exit is still found by the slow path.
 		s.watch(fd, r)
 	}
-	if s.cfg.Events.Registered != nil {
-		s.cfg.Events.Registered(fd)
+	if m := s.mirror.Load(); m != nil {
+		m.set(p)
 	}
 	return p
 }
@@ -413,6 +420,9 @@ func (w *worker) finalize(p *proc) {
 	closeIf(&p.pidfd)
 	closeIf(&p.statmFD)
 	closeIf(&p.childrenFD)
+	if m := s.mirror.Load(); m != nil {
+		m.clear(p)
+	}
 	s.arena.recycle(p)
 }
 
@@ -537,4 +547,37 @@ func (s *Supervisor) ReleaseRoot() {
 		w.exited(p)
 		w.settleExits()
 	}
+}
+
+// identify returns tid's thread group and parent. A thread-group leader
+// (the common case: a process's first notification comes from its main
+// thread) also gets its pidfd, which registration reuses. The kernel is
+// asked through the pidfd (PIDFD_GET_INFO, 6.13+); older kernels, through
+// /proc/TID/status, which costs the kernel far more (it computes every
+// line, memory statistics included, under the process's mmap lock).
+func (w *worker) identify(tid int32) (tgid, ppid int32, leaderFD int, ok bool) {
+	var info sys.PidfdInfo
+	fd, err := unix.PidfdOpen(int(tid), 0)
+	if err == nil {
+		if sys.PidfdGetInfo(fd, &info) == nil {
+			return int32(info.Tgid), int32(info.Ppid), fd, true
+		}
+		unix.Close(fd)
+	} else if err == unix.EINVAL {
+		// Not a leader: a thread of a process the supervisor has not seen.
+		if tfd, err := unix.PidfdOpen(int(tid), sys.PidfdThread); err == nil {
+			err := sys.PidfdGetInfo(tfd, &info)
+			unix.Close(tfd)
+			if err == nil {
+				return int32(info.Tgid), int32(info.Ppid), -1, true
+			}
+		}
+	}
+	text, err := w.readProc(tid, 0, "status")
+	if err != nil {
+		return 0, 0, -1, false
+	}
+	t, ok1 := field(text, "Tgid")
+	pp, ok2 := field(text, "PPid")
+	return int32(t), int32(pp), -1, ok1 && ok2
 }

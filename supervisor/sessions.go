@@ -60,16 +60,6 @@ func (s *Supervisor) Signal(sig unix.Signal) {
 	})
 }
 
-// Pidfds calls f with the pidfd of every registered live process, the
-// first one included (for the watchdog).
-func (s *Supervisor) Pidfds(f func(pidfd int)) {
-	s.eachLive(func(p *proc) {
-		if fd := p.pidfd.Load(); fd >= 0 {
-			f(int(fd))
-		}
-	})
-}
-
 func (s *Supervisor) eachLive(f func(*proc)) {
 	n := s.arena.n.Load()
 	for i := uint32(0); i < n; i++ {

@@ -30,6 +30,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/sandlock/sandlock/accounting"
 	"github.com/sandlock/sandlock/bpfprog"
@@ -47,10 +48,6 @@ const spinWait = 1e6 // ns
 type Events struct {
 	// MemoryKill reports a process killed for exceeding the memory limit.
 	MemoryKill func(pid int, comm string, limit int64)
-	// Registered reports the pidfd of each process the supervisor
-	// registers (the first one too). The fd stays the supervisor's; the
-	// callee may duplicate it (or pass it to another process).
-	Registered func(pidfd int)
 	// FirstFork runs once, before the sandbox's first process creates a
 	// second one; an error makes that fork fail with EAGAIN.
 	FirstFork func() error
@@ -85,6 +82,35 @@ type Config struct {
 }
 
 type handlerFn func(w *worker, p *proc)
+
+// wakeSignal is the signal Stop sends a worker's thread to interrupt its
+// NOTIF_RECV: a real-time signal the Go runtime catches and ignores (it is
+// nobody's unless a program asks for it with os/signal), whose handler
+// prepareWakeSignal makes non-restarting. A signal with SA_RESTART (every
+// handler the runtime installs has it, SIGURG's included) leaves the
+// worker in RECV: the kernel restarts the call.
+const wakeSignal = unix.Signal(62)
+
+var wakeOnce sync.Once
+
+// kernelSigaction is struct sigaction as rt_sigaction(2) takes it on x86_64
+// and arm64.
+type kernelSigaction struct {
+	handler, flags, restorer, mask uint64
+}
+
+// prepareWakeSignal clears SA_RESTART from the runtime's handler of
+// wakeSignal, once per process.
+func prepareWakeSignal() {
+	wakeOnce.Do(func() {
+		var sa kernelSigaction
+		if _, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(wakeSignal), 0, uintptr(unsafe.Pointer(&sa)), 8, 0, 0); e != 0 || sa.handler == 0 {
+			return
+		}
+		sa.flags &^= saRestart
+		unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(wakeSignal), uintptr(unsafe.Pointer(&sa)), 0, 8, 0, 0)
+	})
+}
 
 // maxWorkers bounds the receiving goroutines of one supervisor: as many
 // handlers can be slow at once before the next notification waits.
@@ -131,6 +157,9 @@ type Supervisor struct {
 	stopResync chan struct{}
 	stopWatch  chan struct{}
 
+	mirrorMu sync.Mutex
+	mirror   atomic.Pointer[mirror]
+
 	firstForkDone atomic.Bool
 	firstForkMu   sync.Mutex
 	firstForkErr  error
@@ -160,6 +189,7 @@ func New(cfg Config) (*Supervisor, error) {
 	if cfg.MemoryResync <= 0 {
 		cfg.MemoryResync = 100 * time.Millisecond
 	}
+	prepareWakeSignal()
 	s := &Supervisor{
 		cfg: cfg, listener: -1, selfPid: int32(unix.Getpid()),
 		hostFD: -1, stopResync: make(chan struct{}), stopWatch: make(chan struct{}), ready: make(chan struct{}),
@@ -250,6 +280,12 @@ func (s *Supervisor) ensureRing() error {
 	}
 	s.ring = r
 	s.loop = pidwatch.New(r, 128, s.onExits, s.onRing)
+	if !s.cfg.UseRing {
+		// Exits are gathered: a fork-heavy sandbox wakes the reaper once
+		// per batch. A limit that looks reached meanwhile polls the
+		// pidfds itself (reclaimProcs).
+		s.loop.SetGather(32, 2*time.Millisecond)
+	}
 	s.loop.Start()
 	s.ringOK.Store(true)
 	return nil
@@ -315,10 +351,7 @@ func (s *Supervisor) live(r ref) bool {
 //
 // A worker blocked in NOTIF_RECV is not woken by anything that happens to
 // the listener (closing it, or the last sandboxed process exiting), so Stop
-// interrupts each one with a signal sent to its thread: SIGURG, the Go
-// runtime's own preemption signal, which every Go program already takes
-// (and must expect spuriously). RECV fails with EINTR, which is never
-// restarted, and the worker sees that it must stop.
+// interrupts each one with wakeSignal sent to its thread.
 func (s *Supervisor) Stop() {
 	if !s.stopped.CompareAndSwap(false, true) {
 		return
@@ -337,7 +370,7 @@ func (s *Supervisor) Stop() {
 		s.wmu.Lock()
 		for _, w := range s.receivers {
 			if tid := w.tid.Load(); tid > 0 {
-				unix.Tgkill(int(s.selfPid), int(tid), unix.SIGURG)
+				unix.Tgkill(int(s.selfPid), int(tid), wakeSignal)
 			}
 		}
 		s.wmu.Unlock()
@@ -361,6 +394,7 @@ func (s *Supervisor) Stop() {
 		unix.Close(s.listener)
 	}
 	s.closeHostname()
+	s.closeMirror()
 	// Close what the records still hold.
 	for i := uint32(0); i < s.arena.n.Load(); i++ {
 		p := s.arena.get(i)
@@ -482,9 +516,9 @@ func (w *worker) run() {
 		err := sys.NotifRecv(s.listener, &w.n)
 		s.idle.Add(-1)
 		if err != nil {
-			// EINTR: a signal (Stop's among them); ENOENT: the task died
-			// between the wake-up and the receive. Anything else means the
-			// listener is gone.
+			// EINTR: Stop's wakeSignal (or another signal without
+			// SA_RESTART); ENOENT: the task died between the wake-up and
+			// the receive. Anything else means the listener is gone.
 			if err == unix.EINTR || err == unix.ENOENT {
 				continue
 			}

@@ -124,3 +124,32 @@ func NotifSetFlags(fd int, flags uint64) error {
 	}
 	return nil
 }
+
+// PidfdInfo is the start of struct pidfd_info (Linux 6.13+).
+type PidfdInfo struct {
+	Mask     uint64
+	CgroupID uint64
+	Pid      uint32
+	Tgid     uint32
+	Ppid     uint32
+	rest     [11]uint32
+}
+
+const (
+	pidfdGetInfo = 0xC040FF0B // _IOWR(PIDFS_IOCTL_MAGIC, 11, struct pidfd_info), 64 bytes
+	// PidfdThread is PIDFD_THREAD (6.9+): a pidfd for a thread that is
+	// not a thread-group leader.
+	PidfdThread = unix.O_EXCL
+)
+
+// PidfdGetInfo asks the kernel who the pidfd's task is: its pid, thread
+// group and parent, without reading /proc. Kernels before 6.13 answer
+// ENOTTY.
+func PidfdGetInfo(pidfd int, info *PidfdInfo) error {
+	*info = PidfdInfo{Mask: 1} // PIDFD_INFO_PID
+	_, _, e := unix.RawSyscall(unix.SYS_IOCTL, uintptr(pidfd), pidfdGetInfo, uintptr(unsafe.Pointer(info)))
+	if e != 0 {
+		return e
+	}
+	return nil
+}
