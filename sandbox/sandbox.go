@@ -33,6 +33,7 @@ import (
 
 	"github.com/sandlock/sandlock/bpfprog"
 	"github.com/sandlock/sandlock/internal/confine"
+	"github.com/sandlock/sandlock/internal/spawn"
 	"github.com/sandlock/sandlock/policy"
 	"github.com/sandlock/sandlock/supervisor"
 	"golang.org/x/sys/unix"
@@ -304,19 +305,25 @@ func (sb *Sandbox) startConfined(arch *bpfprog.Arch, rs *confine.Ruleset, path s
 	// Descriptors sandlock inherited must not reach the command: mark them
 	// all close-on-exec (sandlock's own are already).
 	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
-	attr := &syscall.ProcAttr{Dir: p.Cwd, Env: env, Files: files,
-		Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}}
+	attr := &spawn.Attr{Dir: p.Cwd, Pdeathsig: syscall.SIGKILL, LandlockFD: -1}
+	for _, f := range files {
+		attr.Files = append(attr.Files, int(f))
+	}
 	// The command leads a process group of its own, in sandlock's session
 	// (as the Rust sandlock does): signals are forwarded to that group. The
 	// child makes no notified syscall before its exec, so its parent-death
 	// signal is set before anything can wait on the supervisor.
-	attr.Sys.Setpgid = true
+	attr.Setpgid = true
 	if p.Interactive && isTerminal(files[0]) {
-		attr.Sys.Foreground = true
-		attr.Sys.Ctty = 0
+		attr.Foreground = true
+		attr.Ctty = 0
 	}
-	pidfd = -1
-	attr.Sys.PidFD = &pidfd
+	// The child enters the Landlock domain by itself, after the fork:
+	// this thread stays outside it, and so does all of sandlock (see
+	// package spawn).
+	if rs != nil && rs.FD >= 0 {
+		attr.LandlockFD, attr.LandlockFlags = rs.FD, rs.Flags
+	}
 	if cpus := cpuSet(p); cpus != nil {
 		if err := unix.SchedSetaffinity(0, cpus); err != nil {
 			if sup != nil {
@@ -330,9 +337,20 @@ func (sb *Sandbox) startConfined(arch *bpfprog.Arch, rs *confine.Ruleset, path s
 		// notified raw syscall, holds a P.
 		runtime.GOMAXPROCS(2)
 	}
+	// Defence in depth: were sandlock ever in the command's Landlock
+	// domain, the command could ptrace it (open /proc/PID/mem, environ,
+	// fd/, cwd). Non-dumpable, sandlock can be inspected only with
+	// CAP_SYS_PTRACE, which the command never has. Its exec makes the
+	// command dumpable again.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		if sup != nil {
+			sup.Stop()
+		}
+		return 0, -1, fmt.Errorf("prctl(PR_SET_DUMPABLE): %w", err)
+	}
 	releaseGC := holdGC()
 	defer releaseGC()
-	spec := confine.ThreadSpec{Ruleset: rs, Filters: filters, Listener: sup != nil, Prepared: callerPrepared.Load()}
+	spec := confine.ThreadSpec{Filters: filters, Listener: sup != nil, Prepared: callerPrepared.Load()}
 	_, err = confine.ConfineThread(spec, func(l int) error {
 		if sup == nil {
 			return nil
@@ -346,11 +364,14 @@ func (sb *Sandbox) startConfined(arch *bpfprog.Arch, rs *confine.Ruleset, path s
 		return 0, -1, err
 	}
 	sb.sup = sup
-	pid, err = syscall.ForkExec(path, argv, attr)
+	pid, pidfd, err = spawn.ForkExec(path, argv, env, attr)
 	if err != nil {
 		// The supervisor stays: this thread is confined and may still
 		// make notified syscalls until the process exits.
-		return 0, -1, &ExecError{Err: err}
+		if e, ok := err.(syscall.Errno); ok {
+			return 0, -1, &ExecError{Err: e}
+		}
+		return 0, -1, err
 	}
 	if p.MaxOpenFiles > 0 {
 		// Go cannot run code between fork and exec, so the limit is set
