@@ -102,6 +102,11 @@ type Report struct {
 	// ledger (bytes) seen; 0 without the corresponding limit.
 	PeakProcesses int64 `json:"peak_processes"`
 	PeakMemory    int64 `json:"peak_memory_bytes"`
+	// ProcessesInUse and MemoryInUse are the process count and memory
+	// ledger when the report was taken: at exit, once every process is
+	// reaped, both are 0.
+	ProcessesInUse int64 `json:"processes_in_use"`
+	MemoryInUse    int64 `json:"memory_in_use_bytes"`
 	// WorkersStarted counts the receiving goroutines ever started (spares
 	// included).
 	WorkersStarted int `json:"workers_started"`
@@ -118,6 +123,8 @@ func (s *Supervisor) Report() Report {
 	s.procs.NotePeak()
 	r.PeakMemory = s.mem.Peak()
 	r.PeakProcesses = s.procs.Peak()
+	r.ProcessesInUse = s.procs.InUse()
+	r.MemoryInUse = s.mem.InUse()
 	if s.stats == nil {
 		return r
 	}

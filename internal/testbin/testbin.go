@@ -56,6 +56,35 @@ func moduleRoot() string {
 	return strings.TrimSuffix(filepath.Dir(file), "/internal/testbin")
 }
 
+var extra sync.Map // package path -> *extraBuild
+
+type extraBuild struct {
+	once sync.Once
+	err  error
+}
+
+// Build builds the main package pkg (a path relative to the module root,
+// like "./adversarial/attacker") into Dir as name, once per test binary,
+// and returns its path.
+func Build(t testing.TB, pkg, name string) string {
+	t.Helper()
+	d := build(t)
+	v, _ := extra.LoadOrStore(pkg, &extraBuild{})
+	b := v.(*extraBuild)
+	b.once.Do(func() {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(d, name), pkg)
+		cmd.Dir = moduleRoot()
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, e := cmd.CombinedOutput(); e != nil {
+			b.err = &buildError{pkg, string(out), e}
+		}
+	})
+	if b.err != nil {
+		t.Fatalf("building %s: %v", pkg, b.err)
+	}
+	return filepath.Join(d, name)
+}
+
 // Dir returns the directory holding the built programs (sandboxes in tests
 // get it as a read path).
 func Dir(t testing.TB) string { return build(t) }
