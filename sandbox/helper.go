@@ -20,8 +20,8 @@ import (
 
 // The spawn helper starts the command of a library user's sandbox.
 //
-// sandlock's CLI confines its own main thread and forks the command from
-// it (Options.ConfineCaller). A library cannot do that inside somebody
+// sandlock's CLI confines a thread of its own and forks the command from
+// it (Options.InProcess). A library cannot do that inside somebody
 // else's program: from the moment a thread carries the filter, its raw
 // syscalls can wait for a supervisor worker (the fork's clone; under a
 // memory limit, the runtime's own heap growth, made while it holds the heap
@@ -128,16 +128,21 @@ func runHelper(sock int) {
 			fail(msgErr, []byte("--cwd: "+err.Error()))
 		}
 	}
+	// From the filter's installation until the host has the listener, a
+	// notified syscall of this thread would wait for a supervisor that
+	// cannot start: under --max-memory a heap or stack growth is one (an
+	// mmap). So the hand-over is prepared here and made with raw syscalls,
+	// and the stack is grown beforehand.
+	h := newHandover(sock)
+	growStack()
 	_, err = confine.ConfineThread(confine.ThreadSpec{Ruleset: rs, Filters: filters, Listener: !p.NoSupervisor},
 		func(l int) error {
 			if l < 0 {
 				return nil
 			}
-			rights := unix.UnixRights(l)
-			if err := unix.Sendmsg(sock, []byte{msgListener}, rights, nil, 0); err != nil {
-				return fmt.Errorf("hand over the listener: %w", err)
+			if e := h.send(l); e != 0 {
+				return fmt.Errorf("hand over the listener: %w", e)
 			}
-			unix.Close(l)
 			return nil
 		})
 	if err != nil {
@@ -159,6 +164,44 @@ func runHelper(sock int) {
 	_, _, e := unix.RawSyscall(unix.SYS_EXECVE, uintptr(unsafePointer(argv0)),
 		uintptr(unsafePointer(&argv[0])), uintptr(unsafePointer(&envv[0])))
 	fail(msgExecErr, errnoBytes(e))
+}
+
+// handover sends the listener to the host: a message prepared before the
+// filter, filled and sent without allocating or entering the runtime.
+type handover struct {
+	sock int
+	msg  [1]byte
+	oob  []byte
+	iov  unix.Iovec
+	hdr  unix.Msghdr
+}
+
+func newHandover(sock int) *handover {
+	h := &handover{sock: sock, msg: [1]byte{msgListener}, oob: unix.UnixRights(0)}
+	h.iov.Base = &h.msg[0]
+	h.iov.SetLen(1)
+	h.hdr.Iov = &h.iov
+	h.hdr.SetIovlen(1)
+	h.hdr.Control = &h.oob[0]
+	h.hdr.SetControllen(len(h.oob))
+	return h
+}
+
+// send passes fd and closes it.
+func (h *handover) send(fd int) syscall.Errno {
+	*(*int32)(unsafePointer(&h.oob[unix.CmsgLen(0)])) = int32(fd)
+	_, _, e := unix.RawSyscall(unix.SYS_SENDMSG, uintptr(h.sock), uintptr(unsafePointer(&h.hdr)), 0)
+	unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0)
+	return e
+}
+
+// growStack makes the goroutine's stack large enough for what runs after
+// the filter (the collector is off, so it is never shrunk back).
+//
+//go:noinline
+func growStack() byte {
+	var b [64 << 10]byte
+	return b[len(b)-1] + b[0]
 }
 
 func errnoBytes(e syscall.Errno) []byte {

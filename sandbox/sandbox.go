@@ -4,13 +4,14 @@
 // cmd/sandlock is a thin layer over.
 //
 // How the command starts. A thread is confined — capabilities dropped,
-// no_new_privs, the Landlock ruleset, the filter with its user-notification
-// listener, on that thread alone — and the command starts from it,
-// inheriting all of that before its first instruction; the supervisor stays
+// no_new_privs, the filter with its user-notification listener, on that
+// thread alone — and the command starts from it, inheriting all of that
+// before its first instruction, and entering the Landlock domain between
+// fork and exec (so that sandlock itself is never in it); the supervisor stays
 // unconfined in sandlock's process. Which thread depends on who calls:
 //
-//   - sandlock's CLI confines its own main thread and forks the command from
-//     it (Options.ConfineCaller): one Go runtime start per launch.
+//   - sandlock's CLI confines a thread of its own, the forker, and forks the
+//     command from it (Options.InProcess): one Go runtime start per launch.
 //   - A library user's program gets a helper: its own binary re-executed
 //     (entered through this package's init), which confines its main thread
 //     and execs the command in place. That costs a second runtime start, but
@@ -68,17 +69,16 @@ type Options struct {
 	// to the process exit instead of being released in the background.
 	// Every sandboxed process is still killed and reaped by Wait.
 	ExitAfterWait bool
-	// ConfineCaller confines the calling goroutine's OS thread and forks
-	// the command from it, instead of starting a helper process: it saves a
-	// Go runtime start at launch. The caller must have locked the goroutine
-	// to its thread (runtime.LockOSThread) and never unlock it, must have
-	// turned the collector off before any cycle could begin
-	// (debug.SetGCPercent(-1) in an init function), and once Start returns
-	// must run nothing more on that thread: its raw syscalls can wait on
-	// the supervisor. It parks the goroutine for good and waits for the
-	// sandbox from another. It implies ExitAfterWait. sandlock's CLI uses
-	// it; a library user should not.
-	ConfineCaller bool
+	// InProcess forks the command from a thread of this process instead of
+	// a helper process: it saves a Go runtime start at launch. That thread,
+	// the forker, carries the filter, forks, then parks for good (the
+	// command's parent-death signal follows it); it allocates nothing once
+	// confined. The collector must be off (debug.SetGCPercent(-1)) from
+	// before any cycle could begin until Start returns: the forker's fork
+	// waits on the supervisor inside a raw syscall, which a stop-the-world
+	// would wait for in turn. It implies ExitAfterWait. sandlock's CLI uses
+	// it; a library user should not (see helper.go).
+	InProcess bool
 }
 
 // Event is something the user should hear about while the sandbox runs.
@@ -159,22 +159,6 @@ type Sandbox struct {
 }
 
 var seq atomic.Int64
-
-var (
-	callerPrepared atomic.Bool
-)
-
-// PrepareCaller does, on the calling goroutine's thread, the part of the
-// confinement that does not depend on the policy (capabilities dropped,
-// no_new_privs), ahead of a Start with Options.ConfineCaller. The caller must
-// have locked the goroutine to its thread and never unlock it.
-func PrepareCaller() error {
-	if err := confine.PrepareThread(); err != nil {
-		return err
-	}
-	callerPrepared.Store(true)
-	return nil
-}
 
 // spawnLock serialises the part of Start that changes process-wide state
 // (descriptors marked close-on-exec).
@@ -257,7 +241,7 @@ func Start(p *policy.Policy, cmd Command, opts *Options) (*Sandbox, error) {
 	}
 
 	var pid, pidfd int
-	if opts.ConfineCaller {
+	if opts.InProcess {
 		sb.opts.ExitAfterWait = true
 		pid, pidfd, err = sb.startConfined(arch, rs, path, argv, env, files)
 	} else {
@@ -289,7 +273,7 @@ func Start(p *policy.Policy, cmd Command, opts *Options) (*Sandbox, error) {
 }
 
 // startConfined confines the calling thread and forks the command from it
-// (Options.ConfineCaller), starting the supervisor on the thread's listener.
+// (Options.InProcess), starting the supervisor on the thread's listener.
 func (sb *Sandbox) startConfined(arch *bpfprog.Arch, rs *confine.Ruleset, path string, argv, env []string, files []uintptr) (pid, pidfd int, err error) {
 	p := sb.policy
 	filters, err := bpfprog.Filters(arch, filterOptions(p))
@@ -300,6 +284,9 @@ func (sb *Sandbox) startConfined(arch *bpfprog.Arch, rs *confine.Ruleset, path s
 	if err != nil {
 		return 0, -1, err
 	}
+	// Before the fork: the supervisor's first-fork event (the watchdog)
+	// reaches the sandbox through it.
+	sb.sup = sup
 	spawnLock.Lock()
 	defer spawnLock.Unlock()
 	// Descriptors sandlock inherited must not reach the command: mark them
@@ -319,23 +306,16 @@ func (sb *Sandbox) startConfined(arch *bpfprog.Arch, rs *confine.Ruleset, path s
 		attr.Ctty = 0
 	}
 	// The child enters the Landlock domain by itself, after the fork:
-	// this thread stays outside it, and so does all of sandlock (see
-	// package spawn).
+	// no thread of sandlock is in it (see package spawn).
 	if rs != nil && rs.FD >= 0 {
 		attr.LandlockFD, attr.LandlockFlags = rs.FD, rs.Flags
 	}
-	if cpus := cpuSet(p); cpus != nil {
-		if err := unix.SchedSetaffinity(0, cpus); err != nil {
-			if sup != nil {
-				sup.Stop()
-			}
-			return 0, -1, fmt.Errorf("sched_setaffinity: %w", err)
+	child, err := spawn.Prepare(path, argv, env, attr)
+	if err != nil {
+		if sup != nil {
+			sup.Stop()
 		}
-	}
-	if runtime.GOMAXPROCS(0) < 2 {
-		// A worker must be able to run while this thread, blocked in a
-		// notified raw syscall, holds a P.
-		runtime.GOMAXPROCS(2)
+		return 0, -1, err
 	}
 	// Defence in depth: were sandlock ever in the command's Landlock
 	// domain, the command could ptrace it (open /proc/PID/mem, environ,
@@ -348,31 +328,70 @@ func (sb *Sandbox) startConfined(arch *bpfprog.Arch, rs *confine.Ruleset, path s
 		}
 		return 0, -1, fmt.Errorf("prctl(PR_SET_DUMPABLE): %w", err)
 	}
+	cpus := cpuSet(p)
+	if runtime.GOMAXPROCS(0) < 2 {
+		// A worker must be able to run while the forker, blocked in a
+		// notified raw syscall, holds a P.
+		runtime.GOMAXPROCS(2)
+	}
 	releaseGC := holdGC()
 	defer releaseGC()
-	spec := confine.ThreadSpec{Filters: filters, Listener: sup != nil, Prepared: callerPrepared.Load()}
-	_, err = confine.ConfineThread(spec, func(l int) error {
-		if sup == nil {
-			return nil
-		}
-		return sup.Start(l, int32(unix.Gettid()))
-	})
+
+	// The forker: a thread of its own, confined with the filter, which
+	// forks the command and then waits for good (the command's parent-death
+	// signal follows the thread that forked it). Every syscall it makes
+	// once confined may wait on the supervisor, so from there on it must
+	// neither allocate nor enter the Go scheduler: a heap or stack growth is
+	// an mmap (notified under --max-memory) made holding the runtime's heap
+	// lock, which a worker may need; readying a goroutine or parking may
+	// create a thread, which allocates. So everything is prepared here, its
+	// stack is grown beforehand, it attaches the supervisor with an atomic
+	// store and a raw futex wake, and it reports back through an eventfd
+	// that this goroutine reads through the netpoller.
+	r := &forkThread{spec: confine.ThreadSpec{Filters: filters, Listener: sup != nil}, child: child, cpus: cpus, sup: sup,
+		attach: sup != nil && !sb.opts.UseRing, one: 1}
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
 		if sup != nil {
 			sup.Stop()
 		}
-		return 0, -1, err
+		return 0, -1, fmt.Errorf("eventfd: %w", err)
 	}
-	sb.sup = sup
-	pid, pidfd, err = spawn.ForkExec(path, argv, env, attr)
-	if err != nil {
-		// The supervisor stays: this thread is confined and may still
-		// make notified syscalls until the process exits.
-		if e, ok := err.(syscall.Errno); ok {
+	r.efd = efd
+	events := os.NewFile(uintptr(efd), "forker")
+	defer events.Close()
+	r.onListener = r.listenerReady
+	go r.run()
+	var buf [8]byte
+	for started := false; r.phase.Load() != forkerDone; {
+		if _, err := events.Read(buf[:]); err != nil {
+			return 0, -1, fmt.Errorf("forker: %w", err)
+		}
+		if !started && r.phase.Load() >= forkerListener && !r.attach && sup != nil {
+			started = true
+			if err := sup.Start(int(r.listener), r.tid); err != nil {
+				// Closing the listener makes the fork fail (ENOSYS).
+				sup.Stop()
+				for r.phase.Load() != forkerDone {
+					events.Read(buf[:])
+				}
+				return 0, -1, err
+			}
+		}
+	}
+	if r.attach && r.err == nil {
+		sup.StartBackground()
+	}
+	if r.err != nil {
+		if sup != nil {
+			sup.Stop()
+		}
+		if e, ok := r.err.(syscall.Errno); ok {
 			return 0, -1, &ExecError{Err: e}
 		}
-		return 0, -1, err
+		return 0, -1, r.err
 	}
+	pid = r.pid
 	if p.MaxOpenFiles > 0 {
 		// Go cannot run code between fork and exec, so the limit is set
 		// the moment the exec has happened (ForkExec returns then), a few
@@ -384,7 +403,82 @@ func (sb *Sandbox) startConfined(arch *bpfprog.Arch, rs *confine.Ruleset, path s
 	if sup != nil {
 		sup.RegisterRoot(pid)
 	}
-	return pid, pidfd, nil
+	return pid, r.pidfd, nil
+}
+
+// forkThread is the state of a forker thread (see startConfined), shared with
+// the goroutine that started it. The forker writes its fields, then phase,
+// then signals the eventfd.
+type forkThread struct {
+	spec       confine.ThreadSpec
+	child      *spawn.Child
+	cpus       *unix.CPUSet
+	sup        *supervisor.Supervisor
+	attach     bool // attach the supervisor itself (not in ring mode)
+	onListener func(int) error
+	efd        int
+	one        uint64 // the eventfd increment
+
+	listener, tid int32
+	pid, pidfd    int
+	err           error
+	phase         atomic.Int32
+	park          uint32 // a futex word nobody wakes
+}
+
+// Forker phases.
+const (
+	forkerListener = 1 // the listener is known (listener, tid)
+	forkerDone     = 2 // the fork is done (pid, pidfd, err)
+)
+
+// signal wakes the goroutine waiting on the eventfd, with a raw write.
+func (f *forkThread) signal() {
+	unix.RawSyscall(unix.SYS_WRITE, uintptr(f.efd), uintptr(unsafePointer(&f.one)), 8)
+}
+
+// listenerReady is the forker's onListener.
+func (f *forkThread) listenerReady(l int) error {
+	if l < 0 {
+		return nil
+	}
+	f.listener, f.tid = int32(l), int32(unix.Gettid())
+	if f.attach {
+		// Right here: the workers start receiving while this thread goes
+		// on to the fork.
+		f.sup.Attach(l, f.tid)
+	}
+	f.phase.Store(forkerListener)
+	if !f.attach {
+		f.signal() // ring mode: Start must run elsewhere first
+	}
+	return nil
+}
+
+// run is the forker thread.
+func (f *forkThread) run() {
+	runtime.LockOSThread() // for good
+	growStack()
+	if f.cpus != nil {
+		// The command inherits the forker's CPU mask.
+		if err := unix.SchedSetaffinity(0, f.cpus); err != nil {
+			f.err = fmt.Errorf("sched_setaffinity: %w", err)
+		}
+	}
+	if f.err == nil {
+		if _, f.err = confine.ConfineThread(f.spec, f.onListener); f.err == nil {
+			f.pid, f.pidfd, f.err = f.child.Start()
+		}
+	}
+	f.phase.Store(forkerDone)
+	f.signal()
+	// Wait for good, in a syscall (the runtime takes the P back), with
+	// every signal blocked so that the futex never returns.
+	all := ^uint64(0)
+	unix.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_BLOCK, uintptr(unsafePointer(&all)), 0, 8, 0, 0)
+	for {
+		unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafePointer(&f.park)), 128 /* FUTEX_WAIT_PRIVATE */, 0, 0, 0, 0)
+	}
 }
 
 // throttlePeriod is the period of --cpu's duty cycle.
@@ -551,6 +645,7 @@ func (sb *Sandbox) wait() (*Result, error) {
 		d.clean() // nothing is left for it to kill
 	}
 	if sb.sup != nil && sb.opts.Stats {
+		sb.sup.Settle(100 * time.Millisecond)
 		r := sb.sup.Report()
 		res.Stats = &r
 	}
@@ -611,11 +706,23 @@ func (sb *Sandbox) reapAll() {
 		if sb.sup != nil {
 			sb.sup.Reap()
 		}
-		kids := sb.children()
-		for _, k := range kids {
-			unix.Kill(k, unix.SIGKILL)
-			var ws unix.WaitStatus
-			unix.Wait4(k, &ws, unix.WALL, nil)
+		// Orphans that became sandlock's children: only this sandbox's
+		// (a program may run several at once). The supervisor knows them
+		// by pidfd; without one, the command's process group tells.
+		var kids []int
+		for _, k := range sb.children() {
+			if sb.sup != nil {
+				if sb.sup.ReapOrphan(k) {
+					kids = append(kids, k)
+				}
+				continue
+			}
+			if pgid, _ := unix.Getpgid(k); sb.pid > 0 && pgid == sb.pid {
+				unix.Kill(k, unix.SIGKILL)
+				var ws unix.WaitStatus
+				unix.Wait4(k, &ws, unix.WALL, nil)
+				kids = append(kids, k)
+			}
 		}
 		live := 0
 		if sb.sup != nil {

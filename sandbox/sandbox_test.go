@@ -92,33 +92,17 @@ func TestNoLeaks(t *testing.T) {
 		run(i)
 	}
 	if after := openFDs(t); after != fds {
-		b, _ := os.ReadDir("/proc/self/fd")
-		var names []string
-		for _, e := range b {
-			l, _ := os.Readlink("/proc/self/fd/" + e.Name())
-			names = append(names, e.Name()+"->"+l)
-		}
-		t.Errorf("%d descriptors before, %d after: %v", fds, after, names)
+		t.Errorf("%d descriptors before, %d after: %v", fds, after, testenv.FDs())
 	}
 	if after := settle(gs); after > gs {
 		buf := make([]byte, 1<<16)
 		n := runtime.Stack(buf, true)
 		t.Errorf("%d goroutines before, %d after:\n%s", gs, after, buf[:n])
 	}
-	if kids := children(); len(kids) != 0 {
+	if kids := testenv.Children(); len(kids) != 0 {
 		t.Errorf("children left: %v", kids)
 	}
 	t.Logf("fds %d, goroutines %d, threads %d", fds, gs, threads())
-}
-
-func children() []string {
-	var out []string
-	tasks, _ := os.ReadDir("/proc/self/task")
-	for _, task := range tasks {
-		b, _ := os.ReadFile("/proc/self/task/" + task.Name() + "/children")
-		out = append(out, strings.Fields(string(b))...)
-	}
-	return out
 }
 
 func TestLimitsApplied(t *testing.T) {
@@ -166,7 +150,7 @@ func TestStartErrorsLeaveNothing(t *testing.T) {
 	if after := openFDs(t); after != fds {
 		t.Errorf("%d descriptors before, %d after failed starts", fds, after)
 	}
-	if kids := children(); len(kids) != 0 {
+	if kids := testenv.Children(); len(kids) != 0 {
 		t.Errorf("children left: %v", kids)
 	}
 }

@@ -29,6 +29,26 @@ func systemRead() []string {
 	return out
 }
 
+// holdUname makes the handler of the sandbox's (single) uname wait: blocked
+// is closed when it starts, and it returns once release is closed.
+func holdUname(t *testing.T) (blocked, release chan struct{}) {
+	t.Helper()
+	arch, err := bpfprog.Native()
+	if err != nil {
+		t.Fatal(err)
+	}
+	unameNr, _ := arch.Nr("uname")
+	blocked, release = make(chan struct{}), make(chan struct{})
+	supervisor.SetTestHook(func(nr int) {
+		if nr == unameNr {
+			close(blocked) // once: the scripts call uname once
+			<-release
+		}
+	})
+	t.Cleanup(func() { supervisor.SetTestHook(nil) })
+	return blocked, release
+}
+
 // stallLimit is how long a test waits before calling the supervisor stuck.
 // It is no timing assertion: the work takes milliseconds; only a deadlock
 // takes this long.
@@ -40,19 +60,7 @@ const stallLimit = time.Minute
 // worker must answer.
 func TestSlowHandlerDoesNotStall(t *testing.T) {
 	requireKernel(t)
-	arch, err := bpfprog.Native()
-	if err != nil {
-		t.Fatal(err)
-	}
-	unameNr, _ := arch.Nr("uname")
-	blocked, release := make(chan struct{}), make(chan struct{})
-	supervisor.SetTestHook(func(nr int) {
-		if nr == unameNr {
-			close(blocked) // once: the script calls uname once
-			<-release
-		}
-	})
-	defer supervisor.SetTestHook(nil)
+	blocked, release := holdUname(t)
 
 	inR, inW, _ := os.Pipe()
 	outR, outW, _ := os.Pipe()

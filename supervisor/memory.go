@@ -38,6 +38,19 @@ func (w *worker) memAcquire(n int64) bool {
 	return s.mem.TryAcquire(w.shard, n)
 }
 
+// settleLate gives back a charge that reached p after its exit had been
+// accounted (the handler raced with the exit): exited and finalize take
+// p.mem once, by swap; whatever arrives later is taken here, by swap too,
+// so that it is released exactly once. A record reused meanwhile by
+// another process keeps the charge, which that process's exit releases.
+func (w *worker) settleLate(p *proc) {
+	if st := p.state.Load(); st&stLive == 0 || st&(stExited|stGone) != 0 {
+		if m := p.mem.Swap(0); m > 0 {
+			w.s.mem.Release(w.shard, m)
+		}
+	}
+}
+
 // charge adds n bytes to p's ledger for a syscall of thread tid that is
 // about to run; a process that would exceed the limit is killed.
 func (w *worker) charge(p *proc, tid int32, n int64) {
@@ -52,6 +65,7 @@ func (w *worker) charge(p *proc, tid int32, n int64) {
 	// charge after this then also sees the pending bytes (see resyncProc).
 	p.addPending(tid, n)
 	p.mem.Add(n)
+	w.settleLate(p)
 }
 
 // memKill kills p for exceeding the memory limit and fails its syscall.
@@ -85,12 +99,18 @@ func (w *worker) memKill(p *proc) {
 func (w *worker) measure(p *proc) (int64, bool) {
 	fd := p.statmFD.Load()
 	if fd < 0 {
+		gen := p.gen.Load()
 		nfd, err := openRaw(w.procPath(p.pid.Load(), 0, "statm"), unix.O_RDONLY)
 		if err != nil {
 			return 0, false
 		}
 		if !p.statmFD.CompareAndSwap(-1, int32(nfd)) {
 			unix.Close(nfd)
+		}
+		if p.gen.Load() != gen || p.has(stGone) || !p.has(stLive) {
+			// Finalized meanwhile: the descriptor must not outlive it.
+			closeIf(&p.statmFD)
+			return 0, false
 		}
 		fd = p.statmFD.Load()
 	}
@@ -150,6 +170,9 @@ func (w *worker) reclaimMem() {
 	w.spare()
 	s.reclaimMu.Lock()
 	defer s.reclaimMu.Unlock()
+	// Exits are gathered before the reaper sees them (pidwatch's batch):
+	// what the dead held is given back first.
+	w.pollExits()
 	w.resyncAll()
 }
 
@@ -188,6 +211,9 @@ func (s *Supervisor) resyncLoop() {
 		s.reclaimMu.Lock()
 		p, by := w.resyncAll()
 		if by > 0 && s.mem.InUse() > s.mem.Limit() {
+			w.pollExits() // the dead may still hold some
+		}
+		if by > 0 && s.mem.InUse() > s.mem.Limit() {
 			w.memKill(p)
 		}
 		s.reclaimMu.Unlock()
@@ -208,6 +234,7 @@ func (w *worker) mmap(p *proc) {
 			}
 			p.shared.Add(n)
 			p.mem.Add(n)
+			w.settleLate(p)
 		}
 		return
 	}

@@ -90,10 +90,13 @@ func (p *proc) reset() {
 	}
 	p.npend.Store(0)
 	p.pendOverflow.Store(0)
-	p.mem.Store(0)
-	p.shared.Store(0)
+	// mem and shared stay: finalize took them by swap, and a charge that
+	// arrives later is settled by its handler (settleLate); zeroing them
+	// here could lose it from the limiter.
 	p.startBrk.Store(0)
 	p.brk.Store(0)
+	closeIf(&p.statmFD) // a late lazy open (measure) may have set them
+	closeIf(&p.childrenFD)
 	p.init()
 }
 

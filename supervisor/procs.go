@@ -522,6 +522,37 @@ func (w *worker) pollExits() {
 	w.settleExits()
 }
 
+// ReapOrphan kills and reaps pid, a child of sandlock's, if it is one of
+// this supervisor's processes, and reports whether it was. It goes by the
+// record's pidfd, which names exactly the process registered: a pid that
+// another sandbox's process (in the same program) has taken meanwhile is
+// left alone.
+func (s *Supervisor) ReapOrphan(pid int) bool {
+	w := s.newWorker(s.shards - 1)
+	s.reclaimMu.Lock()
+	defer s.reclaimMu.Unlock()
+	p := s.arena.resolve(s.pids.load(int32(pid)))
+	if p == nil || !p.has(stLive) || p.has(stGone) || p.has(stSelf) || p.pid.Load() != int32(pid) {
+		return false
+	}
+	fd := int(p.pidfd.Load())
+	if fd < 0 {
+		return false
+	}
+	unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+	var info unix.Siginfo
+	var err error
+	for {
+		if err = unix.Waitid(unix.P_PIDFD, fd, &info, unix.WEXITED, nil); err != unix.EINTR {
+			break
+		}
+	}
+	w.exits = w.exits[:0]
+	w.exited(p)
+	w.settleExits()
+	return err == nil
+}
+
 // RegisterRoot records the sandbox's first process once the spawn returned
 // it, unless it registered itself already with an early notification.
 func (s *Supervisor) RegisterRoot(pid int) {

@@ -143,16 +143,19 @@ type Supervisor struct {
 	loop   *pidwatch.Loop
 	reaper *worker
 
-	shards     int
-	nworkers   atomic.Int32
-	wmu        sync.Mutex // guards receivers (slow path: worker start and exit)
-	receivers  []*worker  // workers serving the listener, for Stop's wake-up
-	idle       atomic.Int32
-	nextID     atomic.Int32
-	stopping   atomic.Bool
-	stopped    atomic.Bool
-	ready      chan struct{} // closed by Start: the listener is known
-	started    atomic.Bool   // Start has run (polled by waiting workers)
+	shards    int
+	nworkers  atomic.Int32
+	wmu       sync.Mutex // guards receivers (slow path: worker start and exit)
+	receivers []*worker  // workers serving the listener, for Stop's wake-up
+	idle      atomic.Int32
+	handling  atomic.Int32 // notifications being handled now
+	nextID    atomic.Int32
+	stopping  atomic.Bool
+	stopped   atomic.Bool
+	// attachSeq changes, and is woken as a futex, when the listener is
+	// known (started) or the supervisor stops: the workers wait on it.
+	attachSeq  atomic.Uint32
+	started    atomic.Bool // Start has run (polled by waiting workers)
 	workerWG   sync.WaitGroup
 	stopResync chan struct{}
 	stopWatch  chan struct{}
@@ -192,7 +195,7 @@ func New(cfg Config) (*Supervisor, error) {
 	prepareWakeSignal()
 	s := &Supervisor{
 		cfg: cfg, listener: -1, selfPid: int32(unix.Getpid()),
-		hostFD: -1, stopResync: make(chan struct{}), stopWatch: make(chan struct{}), ready: make(chan struct{}),
+		hostFD: -1, stopResync: make(chan struct{}), stopWatch: make(chan struct{}),
 	}
 	// One shard per worker we start with plus one for the exit reaper.
 	s.shards = cfg.Workers + 1
@@ -303,9 +306,9 @@ func (s *Supervisor) watch(fd int, r ref) error {
 // supervisor owns it from now on); spawnTID is the confined thread that
 // forks the sandbox's first process: its notifications are sandlock's own.
 func (s *Supervisor) Start(listener int, spawnTID int32) error {
-	s.listener, s.spawnTID = listener, spawnTID
-	defer s.started.Store(true)
 	if s.cfg.UseRing {
+		s.listener, s.spawnTID = listener, spawnTID
+		defer s.started.Store(true)
 		// Not from the caller's thread, which may be confined already
 		// (the filter denies io_uring_enter).
 		err := elsewhere(func() error {
@@ -320,15 +323,60 @@ func (s *Supervisor) Start(listener int, spawnTID int32) error {
 		if err != nil {
 			return err
 		}
+		s.wakeAttached()
+	} else {
+		s.Attach(listener, spawnTID)
 	}
-	close(s.ready)
+	s.StartBackground()
+	return nil
+}
+
+// Attach is the part of Start that makes the workers receive on listener,
+// for a caller whose thread carries the filter already: it allocates
+// nothing and makes no syscall (a heap growth would be a notified mmap,
+// made holding the runtime's heap lock). StartBackground must follow, from
+// any thread. Not for Config.UseRing.
+func (s *Supervisor) Attach(listener int, spawnTID int32) {
+	s.listener, s.spawnTID = listener, spawnTID
+	s.started.Store(true)
+	s.wakeAttached()
+}
+
+// Futex operations on attachSeq.
+const (
+	futexWaitPrivate = 128 // FUTEX_WAIT | FUTEX_PRIVATE_FLAG
+	futexWakePrivate = 129 // FUTEX_WAKE | FUTEX_PRIVATE_FLAG
+)
+
+// wakeAttached tells the waiting workers that started or stopping
+// changed: a raw futex wake, which the Go scheduler plays no part in
+// (Attach runs on a confined thread, where creating a thread to run a
+// readied goroutine would allocate).
+func (s *Supervisor) wakeAttached() {
+	s.attachSeq.Add(1)
+	unix.RawSyscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(&s.attachSeq)), futexWakePrivate, 1<<30, 0, 0, 0)
+}
+
+// waitAttached blocks until the listener is known or the supervisor stops.
+func (s *Supervisor) waitAttached() {
+	for {
+		seq := s.attachSeq.Load()
+		if s.started.Load() || s.stopping.Load() {
+			return
+		}
+		unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(&s.attachSeq)), futexWaitPrivate, uintptr(seq), 0, 0, 0)
+	}
+}
+
+// StartBackground starts the supervisor's periodic work (memory resync,
+// stall watch) after Attach.
+func (s *Supervisor) StartBackground() {
 	if s.mem != nil {
 		go s.resyncLoop()
 	}
 	if !s.cfg.UseRing {
 		go s.watchStalls()
 	}
-	return nil
 }
 
 // elsewhere runs f on another goroutine and waits for it: never on the
@@ -357,11 +405,7 @@ func (s *Supervisor) Stop() {
 		return
 	}
 	s.stopping.Store(true)
-	select {
-	case <-s.ready:
-	default:
-		close(s.ready) // never started: workers see no listener and leave
-	}
+	s.wakeAttached() // workers never started see no listener and leave
 	if s.mem != nil {
 		close(s.stopResync)
 	}
@@ -499,7 +543,7 @@ func (w *worker) run() {
 	for deadline := nanotime() + spinWait; !s.started.Load() && !s.stopping.Load() && nanotime() < deadline; {
 		runtime.Gosched()
 	}
-	<-s.ready
+	s.waitAttached()
 	if s.listener < 0 || s.stopping.Load() {
 		s.nworkers.Add(-1)
 		return
@@ -601,6 +645,8 @@ func (w *worker) value(v int64) { w.resp.Flags, w.resp.Error, w.resp.Val = 0, 0,
 // handle answers w.n.
 func (w *worker) handle() {
 	s := w.s
+	s.handling.Add(1)
+	defer s.handling.Add(-1)
 	var t0 int64
 	if w.stats != nil {
 		t0 = nanotime()
@@ -670,6 +716,15 @@ func (w *worker) settle(p *proc, tid int32) {
 		}
 	}
 	p.clearPending(tid)
+}
+
+// Settle waits, at most for d, until no notification is being handled: a
+// handler may still be settling the charge of a process that died while
+// it ran. Wait calls it before its report.
+func (s *Supervisor) Settle(d time.Duration) {
+	for deadline := time.Now().Add(d); s.handling.Load() > 0 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Microsecond)
+	}
 }
 
 // Forked reports whether any sandboxed process has created another.

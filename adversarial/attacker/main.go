@@ -14,10 +14,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -61,6 +64,9 @@ var cases = map[string]func([]string){
 	"x32-child":      x32,
 	"int80":          func([]string) { inChild("int80-child") },
 	"int80-child":    int80Child,
+	"storm":          storm,
+	"alloc":          alloc,
+	"busy":           busy,
 }
 
 func escaped(format string, a ...any) { fmt.Printf("escaped: "+format+"\n", a...) }
@@ -464,4 +470,108 @@ func int80Child([]string) {
 		return
 	}
 	escaped("int 0x80 getpid returned %d", r)
+}
+
+// storm makes N rounds of notified syscalls (a fork+exec, an open of
+// /etc/hostname, an anonymous mmap) under a storm of SIGALRM (every 100
+// us) and SIGCHLD (every child), and counts the calls that failed with
+// EINTR: there must be none. Its SIGCHLD handler has SA_RESTART cleared,
+// like dash's; the supervisor puts it back.
+func storm(a []string) {
+	n, _ := strconv.Atoi(a[0])
+	ch := make(chan os.Signal, 64)
+	signal.Notify(ch, unix.SIGALRM, unix.SIGCHLD)
+	var signals atomic.Int64
+	go func() {
+		for range ch {
+			signals.Add(1)
+		}
+	}()
+	const saRestart = 0x10000000
+	var sa [4]uint64
+	unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(unix.SIGCHLD), 0, uintptr(unsafe.Pointer(&sa)), 8, 0, 0)
+	sa[1] &^= saRestart
+	unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(unix.SIGCHLD), uintptr(unsafe.Pointer(&sa)), 0, 8, 0, 0)
+	unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(unix.SIGCHLD), 0, uintptr(unsafe.Pointer(&sa)), 8, 0, 0)
+	restart := sa[1]&saRestart != 0
+	tick := unix.Timeval{Usec: 100}
+	if _, err := unix.Setitimer(unix.ITIMER_REAL, unix.Itimerval{Interval: tick, Value: tick}); err != nil {
+		fmt.Println("setitimer:", err)
+		os.Exit(1)
+	}
+	eintr, other := map[string]int{}, map[string]int{}
+	count := func(what string, err error) {
+		if err == unix.EINTR {
+			eintr[what]++
+		} else if err != nil {
+			other[what+": "+err.Error()]++
+		}
+	}
+	for i := 0; i < n; i++ {
+		pid, err := syscall.ForkExec("/bin/true", []string{"true"}, &syscall.ProcAttr{})
+		count("fork", err)
+		if err == nil {
+			var ws syscall.WaitStatus
+			for {
+				if _, err := syscall.Wait4(pid, &ws, 0, nil); err != unix.EINTR {
+					break
+				}
+			}
+		}
+		fd, err := unix.Open("/etc/hostname", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		count("open", err)
+		if err == nil {
+			unix.Close(fd)
+		}
+		b, err := unix.Mmap(-1, 0, 64<<10, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+		count("mmap", err)
+		if err == nil {
+			unix.Munmap(b)
+		}
+	}
+	unix.Setitimer(unix.ITIMER_REAL, unix.Itimerval{})
+	fmt.Printf("rounds %d signals %d sigchld_restart %v eintr %v other %v\n", n, signals.Load(), restart, eintr, other)
+}
+
+// busy starts N-1 copies of itself and, like each of them, makes notified
+// syscalls (mmap, open, fork+exec) without end; MARK tags the command
+// lines so that a test can find them.
+func busy(a []string) {
+	n, _ := strconv.Atoi(a[0])
+	for i := 1; i < n; i++ {
+		c := exec.Command("/proc/self/exe", "busy", "1", a[1])
+		c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
+		if err := c.Start(); err != nil {
+			fmt.Println("start:", err)
+		}
+	}
+	fmt.Println("busy")
+	for {
+		b, err := unix.Mmap(-1, 0, 1<<20, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+		if err == nil {
+			b[0] = 1
+			unix.Munmap(b)
+		}
+		if fd, err := unix.Open("/etc/hostname", unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
+			unix.Close(fd)
+		}
+		if pid, err := syscall.ForkExec("/bin/true", []string{"true"}, &syscall.ProcAttr{}); err == nil {
+			syscall.Wait4(pid, nil, 0, nil)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// alloc maps MB MiB of anonymous memory, touches it and says so.
+func alloc(a []string) {
+	mb, _ := strconv.Atoi(a[0])
+	b, err := unix.Mmap(-1, 0, mb<<20, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		fmt.Println("mmap:", err)
+		os.Exit(1)
+	}
+	for i := 0; i < len(b); i += 4096 {
+		b[i] = 1
+	}
+	fmt.Println("allocated", mb)
 }

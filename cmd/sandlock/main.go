@@ -12,8 +12,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
-
-	"github.com/sandlock/sandlock/sandbox"
 )
 
 // Exit codes (CLI.md).
@@ -27,24 +25,19 @@ const (
 var gcPercent int
 
 func init() {
-	// The main goroutine runs on the main thread for good: `sandlock run`
-	// confines that thread and forks the command from it (see
-	// sandbox.Options.ConfineCaller).
-	runtime.LockOSThread()
-	// No collection may run while the confined thread forks (see
-	// sandbox's holdGC): the collector is off from here, before any cycle
-	// can have begun, until the command has started.
+	// No collection may run while the forker thread forks (see
+	// sandbox.Options.InProcess): the collector is off from here, before
+	// any cycle can have begun, until the command has started.
 	gcPercent = debug.SetGCPercent(-1)
 }
 
 func main() {
 	if runtime.GOMAXPROCS(0) < 2 {
-		// The confined main thread waits for the supervisor inside raw
-		// syscalls (its fork's clone), holding its P: a worker needs
-		// another. Only then is it set, for it stops the world.
+		// The forker thread waits for the supervisor inside a raw syscall
+		// (its fork's clone), holding its P: a worker needs another. Only
+		// then is it set, for it stops the world.
 		runtime.GOMAXPROCS(2)
 	}
-	exitDirectly = true
 	os.Exit(Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
@@ -56,9 +49,6 @@ func Main(args []string, stdin *os.File, stdout, stderr *os.File) int {
 	}
 	switch args[0] {
 	case "run":
-		if err := sandbox.PrepareCaller(); err != nil {
-			return errorf(stderr, exitSandlock, "%v", err)
-		}
 		return cmdRun(args[1:], stdin, stdout, stderr)
 	case "check":
 		return cmdCheck(args[1:], stdout, stderr)

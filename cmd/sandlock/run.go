@@ -312,8 +312,8 @@ func setEnv(env []string, key, kv string) []string {
 
 func runSandbox(p *policy.Policy, argv []string, f *runFlags, status, stdin, stdout, stderr *os.File) int {
 	opts := &sandbox.Options{
-		Stats:         f.stats != "",
-		ConfineCaller: true,
+		Stats:     f.stats != "",
+		InProcess: true,
 		Events: func(e sandbox.Event) {
 			if e.MemoryKill != nil {
 				fmt.Fprintf(stderr, "sandlock: %s\n", e.MemoryKill)
@@ -343,38 +343,19 @@ func runSandbox(p *policy.Policy, argv []string, f *runFlags, status, stdin, std
 		}
 		return errorf(stderr, exitSandlock, "%v", err)
 	}
-	// The rest runs off this thread. It is confined, with the command's
-	// filter: under a memory limit each heap growth it made would be a
-	// notified mmap, waited for in a raw syscall that a collection's
-	// stop-the-world cannot interrupt. The thread parks for good instead;
-	// the command's parent-death signal stays tied to it.
-	code := make(chan int, 1)
-	go func() {
-		c := finish(sb, p, f, status, stdin, stderr)
-		if atExit != nil {
-			if err := atExit(); err != nil {
-				errorf(stderr, 0, "%v", err)
-			}
-		}
-		if exitDirectly {
-			os.Exit(c)
-		}
-		code <- c
-	}()
-	// The collector comes back on from this thread, as its last act: a
-	// collection's stop-the-world must never begin while the thread may be
-	// inside a notified raw syscall (a heap growth under --max-memory), and
-	// from here it only parks.
+	// The command runs: the collector may come back (see main's init).
 	debug.SetGCPercent(gcPercent)
-	return <-code
+	c := finish(sb, p, f, status, stdin, stderr)
+	if atExit != nil {
+		if err := atExit(); err != nil {
+			errorf(stderr, 0, "%v", err)
+		}
+	}
+	return c
 }
 
 // atExit, when set, finishes the profiles before sandlock exits.
 var atExit func() error
-
-// exitDirectly makes the goroutine that waits for the command exit the
-// process itself, so that the parked main thread need not be woken.
-var exitDirectly bool
 
 // finish waits for the sandbox and reports its end; it returns the exit
 // code.

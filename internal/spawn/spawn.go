@@ -107,39 +107,43 @@ func (e *ChildError) Error() string { return "in the child, " + e.Step + ": " + 
 
 func (e *ChildError) Unwrap() error { return e.Err }
 
-// ForkExec starts path with argv and env under attr and returns its pid and
-// a pidfd. A failing execve returns its errno (a syscall.Errno); a failure
-// of an earlier step of the child, a *ChildError. The calling goroutine must
-// be locked to its thread.
-func ForkExec(path string, argv, env []string, attr *Attr) (pid, pidfd int, err error) {
+// Child is a command ready to start: everything the fork needs, built in
+// advance. Start allocates nothing, so it may run on a thread whose every
+// syscall could wait on a supervisor (one confined with the filter).
+type Child struct {
+	c *child
+}
+
+// Prepare builds the child for path with argv and env under attr. It reads
+// the signals the process ignores now: signal.Ignore after Prepare is not
+// seen by the child.
+func Prepare(path string, argv, env []string, attr *Attr) (*Child, error) {
 	if len(attr.Files) > maxFiles {
-		return 0, -1, fmt.Errorf("spawn: %d descriptors, at most %d", len(attr.Files), maxFiles)
+		return nil, fmt.Errorf("spawn: %d descriptors, at most %d", len(attr.Files), maxFiles)
 	}
 	c := &child{setpgid: attr.Setpgid || attr.Foreground, foreground: attr.Foreground, ctty: uintptr(attr.Ctty),
 		pdeathsig: uintptr(attr.Pdeathsig), nfds: len(attr.Files), pidfd: -1}
+	var err error
 	if c.path, err = unix.BytePtrFromString(path); err != nil {
-		return 0, -1, err
+		return nil, err
 	}
 	av, err := cStrings(argv)
 	if err != nil {
-		return 0, -1, err
+		return nil, err
 	}
 	ev, err := cStrings(env)
 	if err != nil {
-		return 0, -1, err
+		return nil, err
 	}
 	c.argv, c.envv = &av[0], &ev[0]
 	if attr.Dir != "" {
 		if c.dir, err = unix.BytePtrFromString(attr.Dir); err != nil {
-			return 0, -1, err
+			return nil, err
 		}
 	}
 	copy(c.fds[:], attr.Files)
 	if attr.LandlockFD >= 0 {
 		c.useLL, c.llFD, c.llFlags = true, uintptr(attr.LandlockFD), uintptr(attr.LandlockFlags)
-	}
-	if c.pdeathsig != 0 {
-		c.ppid, _, _ = syscall.RawSyscall(unix.SYS_GETPID, 0, 0, 0)
 	}
 	// The Go runtime's handlers go back to the default in the child before
 	// it unblocks signals (exec would do it, too late), as the runtime does
@@ -151,7 +155,27 @@ func ForkExec(path string, argv, env []string, attr *Attr) (pid, pidfd int, err 
 		s := syscall.Signal(sig)
 		c.reset[sig] = s != unix.SIGKILL && s != unix.SIGSTOP && s != unix.SIGCHLD && !signal.Ignored(s)
 	}
+	return &Child{c: c}, nil
+}
 
+// ForkExec prepares and starts path (Prepare, then Start).
+func ForkExec(path string, argv, env []string, attr *Attr) (pid, pidfd int, err error) {
+	ch, err := Prepare(path, argv, env, attr)
+	if err != nil {
+		return 0, -1, err
+	}
+	return ch.Start()
+}
+
+// Start forks and execs the child, once, and returns its pid and a pidfd.
+// A failing execve returns its errno (a syscall.Errno); a failure of an
+// earlier step of the child, a *ChildError. The calling goroutine must be
+// locked to its thread. Start allocates only to return an error.
+func (ch *Child) Start() (pid, pidfd int, err error) {
+	c := ch.c
+	if c.pdeathsig != 0 {
+		c.ppid, _, _ = syscall.RawSyscall(unix.SYS_GETPID, 0, 0, 0)
+	}
 	all := ^uint64(0)
 	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&all)), uintptr(unsafe.Pointer(&c.oldMask)), 8, 0, 0)
 	r1, err1 := rawVforkSyscall(unix.SYS_CLONE, unix.CLONE_VM|unix.CLONE_VFORK|unix.CLONE_PIDFD|uintptr(unix.SIGCHLD), 0, uintptr(unsafe.Pointer(&c.pidfd)))
@@ -160,7 +184,7 @@ func ForkExec(path string, argv, env []string, attr *Attr) (pid, pidfd int, err 
 	}
 	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&c.oldMask)), 0, 8, 0, 0)
 	if err1 != 0 {
-		return 0, -1, fmt.Errorf("clone: %w", syscall.Errno(err1))
+		return 0, -1, fmt.Errorf("clone: %w", err1)
 	}
 	pid = int(r1)
 	if c.step != stepNone {

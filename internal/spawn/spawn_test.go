@@ -98,3 +98,41 @@ func TestErrors(t *testing.T) {
 		t.Error("too many descriptors accepted")
 	}
 }
+
+// TestStartAllocatesNothing: Start runs on a thread confined with the
+// filter, where an allocation that grows the heap is a notified mmap made
+// holding the runtime's heap lock (a deadlock if a worker needs it).
+func TestStartAllocatesNothing(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	const runs = 5
+	var kids []*Child
+	for i := 0; i < runs+1; i++ { // AllocsPerRun makes one warm-up run
+		ch, err := Prepare("/bin/true", []string{"true"}, nil, &Attr{LandlockFD: -1, Files: []int{0, 1, 2}, Setpgid: true, Pdeathsig: syscall.SIGKILL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		kids = append(kids, ch)
+	}
+	var pids, pidfds []int
+	pids, pidfds = make([]int, 0, runs+1), make([]int, 0, runs+1)
+	i := 0
+	allocs := testing.AllocsPerRun(runs, func() {
+		pid, pidfd, err := kids[i].Start()
+		i++
+		if err == nil {
+			pids, pidfds = append(pids, pid), append(pidfds, pidfd)
+		}
+	})
+	for k, pid := range pids {
+		var ws unix.WaitStatus
+		unix.Wait4(pid, &ws, 0, nil)
+		unix.Close(pidfds[k])
+	}
+	if len(pids) != runs+1 {
+		t.Fatalf("%d of %d starts failed", runs+1-len(pids), runs+1)
+	}
+	if allocs != 0 {
+		t.Errorf("Start allocates %v times per run", allocs)
+	}
+}

@@ -5,6 +5,7 @@ package testenv
 
 import (
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -30,4 +31,26 @@ func Short(t testing.TB, why string) {
 	if testing.Short() {
 		t.Skip("-short: " + why)
 	}
+}
+
+// Children lists the pids of the test process's children.
+func Children() []string {
+	var out []string
+	tasks, _ := os.ReadDir("/proc/self/task")
+	for _, task := range tasks {
+		b, _ := os.ReadFile("/proc/self/task/" + task.Name() + "/children")
+		out = append(out, strings.Fields(string(b))...)
+	}
+	return out
+}
+
+// FDs lists the test process's descriptors as "N->target".
+func FDs() []string {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	var out []string
+	for _, e := range ents {
+		l, _ := os.Readlink("/proc/self/fd/" + e.Name())
+		out = append(out, e.Name()+"->"+l)
+	}
+	return out
 }
