@@ -7,6 +7,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"os"
 	"path/filepath"
 	"sort"
@@ -134,9 +135,15 @@ func (p *Policy) Validate() error {
 	case p.Timeout < 0:
 		return bad("--timeout", p.Timeout.String(), "must be positive")
 	}
-	for _, c := range p.CPUCores {
-		if c < 0 || c >= 1024 {
-			return bad("--cpu-cores", fmt.Sprint(c), "no such CPU")
+	if len(p.CPUCores) > 0 {
+		var avail unix.CPUSet
+		if err := unix.SchedGetaffinity(0, &avail); err != nil {
+			return bad("--cpu-cores", fmt.Sprint(p.CPUCores[0]), "%v", err)
+		}
+		for _, c := range p.CPUCores {
+			if c < 0 || c >= 1024 || !avail.IsSet(c) {
+				return bad("--cpu-cores", fmt.Sprint(c), "no such CPU (available: %s)", cpuList(&avail))
+			}
 		}
 	}
 	for _, n := range p.ExtraDenySyscalls {
@@ -235,4 +242,25 @@ func (p *Policy) EffectiveMaxProcesses() int {
 		return DefaultMaxProcesses
 	}
 	return p.MaxProcesses
+}
+
+// cpuList formats set as a CPU list ("0-3,6").
+func cpuList(set *unix.CPUSet) string {
+	var parts []string
+	for c := 0; c < 1024; c++ {
+		if !set.IsSet(c) {
+			continue
+		}
+		e := c
+		for e+1 < 1024 && set.IsSet(e+1) {
+			e++
+		}
+		if e == c {
+			parts = append(parts, fmt.Sprint(c))
+		} else {
+			parts = append(parts, fmt.Sprintf("%d-%d", c, e))
+		}
+		c = e
+	}
+	return strings.Join(parts, ",")
 }

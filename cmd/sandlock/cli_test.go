@@ -307,6 +307,36 @@ func TestBadInput(t *testing.T) {
 		{"no-supervisor conflict", append([]string{"run", "--no-supervisor", "-m", "1G"}, touch...), 125, "sandlock: --no-supervisor is incompatible with: --max-memory"},
 		{"cpu out of range", append([]string{"run", "-c", "101"}, touch...), 125, "sandlock: --cpu: 101: must be between 1 and 100"},
 		{"unknown subcommand", []string{"frobnicate"}, 2, "sandlock: frobnicate: unknown subcommand"},
+		// Every other flag, given a value it must refuse.
+		{"empty read path", append([]string{"run", "-r", ""}, touch...), 125, "sandlock: --fs-read: empty path"},
+		{"write path missing", append([]string{"run", "-w", "/no/such/dir"}, touch...), 125, "sandlock: --fs-write: /no/such/dir: no such file or directory"},
+		{"cwd missing", append([]string{"run", "--cwd", "/no/such/dir"}, touch...), 125, "sandlock: --cwd: /no/such/dir: no such file or directory"},
+		{"size zero", append([]string{"run", "-m", "0"}, touch...), 125, "sandlock: --max-memory: 0: size must be positive"},
+		{"negative size", append([]string{"run", "-m", "-5M"}, touch...), 125, "sandlock: --max-memory: -5M: not a size"},
+		{"processes not a number", append([]string{"run", "-P", "x"}, touch...), 125, "sandlock: --max-processes: x: not a whole number"},
+		{"open files zero", append([]string{"run", "--max-open-files", "0"}, touch...), 125, "sandlock: --max-open-files: 0: must be at least 1"},
+		{"open files not a number", append([]string{"run", "--max-open-files", "x"}, touch...), 125, "sandlock: --max-open-files: x: not a whole number"},
+		{"cpu zero", append([]string{"run", "-c", "0"}, touch...), 125, "sandlock: --cpu: 0: must be at least 1"},
+		{"cpu not a number", append([]string{"run", "-c", "x"}, touch...), 125, "sandlock: --cpu: x: not a whole number"},
+		{"no such core", append([]string{"run", "--cpu-cores", "1023"}, touch...), 125, "sandlock: --cpu-cores: 1023: no such CPU"},
+		{"bad core range", append([]string{"run", "--cpu-cores", "a-b"}, touch...), 125, "sandlock: --cpu-cores: a-b:"},
+		{"num-cpus zero", append([]string{"run", "--num-cpus", "0"}, touch...), 125, "sandlock: --num-cpus: 0: must be at least 1"},
+		{"num-cpus not a number", append([]string{"run", "--num-cpus", "x"}, touch...), 125, "sandlock: --num-cpus: x: not a whole number"},
+		{"negative timeout", append([]string{"run", "-t", "-1"}, touch...), 125, "sandlock: --timeout: -1: must be positive"},
+		{"env empty name", append([]string{"run", "--env", "=x"}, touch...), 125, "sandlock: --env: =x: empty variable name"},
+		{"empty name", append([]string{"run", "--name", ""}, touch...), 125, `sandlock: --name: "": empty name`},
+		{"long name", append([]string{"run", "--name", strings.Repeat("a", 65)}, touch...), 125, "sandlock: --name: " + strings.Repeat("a", 65) + ": longer than 64 bytes"},
+		{"empty shell command", []string{"run", "-e", ""}, 125, `sandlock: --exec-shell: "": empty command`},
+		{"status fd not a number", append([]string{"run", "--status-fd", "x"}, touch...), 125, "sandlock: --status-fd: x: not a file descriptor number"},
+		{"unknown degraded protection", append([]string{"run", "--allow-degraded", "fs"}, touch...), 125, "sandlock: --allow-degraded: fs: unknown protection"},
+		{"stats directory missing", append([]string{"run", "--stats", "/no/such/dir/s.json"}, touch...), 125, "sandlock: --stats: /no/such/dir/s.json: no such directory"},
+		{"cpuprofile directory missing", append([]string{"run", "--cpuprofile", "/no/such/dir/p"}, touch...), 125, "sandlock: --cpuprofile: /no/such/dir/p: no such directory"},
+		{"memprofile directory missing", append([]string{"run", "--memprofile", "/no/such/dir/p"}, touch...), 125, "sandlock: --memprofile: /no/such/dir/p: no such directory"},
+		{"trace directory missing", append([]string{"run", "--trace", "/no/such/dir/p"}, touch...), 125, "sandlock: --trace: /no/such/dir/p: no such directory"},
+		{"pprof not loopback", append([]string{"run", "--pprof", "0.0.0.0:6060"}, touch...), 125, "sandlock: --pprof: 0.0.0.0:6060: not a loopback address"},
+		{"pprof no port", append([]string{"run", "--pprof", "localhost"}, touch...), 125, "sandlock: --pprof: localhost: want HOST:PORT"},
+		{"boolean with a value", append([]string{"run", "--clean-env=1"}, touch...), 2, "sandlock: --clean-env: takes no value"},
+		{"no-supervisor with a value", append([]string{"run", "--no-supervisor=yes"}, touch...), 2, "sandlock: --no-supervisor: takes no value"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := run(t, "", tc.args...)
@@ -342,4 +372,25 @@ func unixLandlockABI() (int, error) {
 		return 0, e
 	}
 	return int(r), nil
+}
+
+// TestUnsupportedFlags gives every flag of CLI.md whose issue has not
+// landed: each is refused by name, with exit 125, and nothing starts.
+func TestUnsupportedFlags(t *testing.T) {
+	marker := filepath.Join(t.TempDir(), "started")
+	for name, takesValue := range unsupported {
+		args := []string{"run", "--" + name}
+		if takesValue {
+			args = append(args, "x")
+		}
+		args = append(args, "--", "sh", "-c", "touch "+marker)
+		r := run(t, "", args...)
+		want := "sandlock: --" + name + ": not supported yet\n"
+		if r.code != 125 || r.stderr != want {
+			t.Errorf("--%s: code %d, stderr %q; want 125, %q", name, r.code, r.stderr, want)
+		}
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("a command ran")
+	}
 }

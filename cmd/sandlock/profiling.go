@@ -28,7 +28,7 @@ func checkProfiling(f *runFlags, stderr io.Writer) int {
 			return errorf(stderr, exitSandlock, "--pprof: %s: %v", f.pprofAddr, err)
 		}
 	}
-	for _, p := range []struct{ flag, path string }{{"--cpuprofile", f.cpuProfile}, {"--memprofile", f.memProfile}, {"--trace", f.trace}} {
+	for _, p := range []struct{ flag, path string }{{"--cpuprofile", f.cpuProfile}, {"--memprofile", f.memProfile}, {"--trace", f.trace}, {"--stats", f.stats}} {
 		if p.path == "" {
 			continue
 		}
