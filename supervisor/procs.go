@@ -198,7 +198,8 @@ func (w *worker) fork(p *proc) {
 			return
 		}
 	}
-	if !p.addMarker(tid, mem) {
+	marked := p.addMarker(tid, mem)
+	if !marked {
 		// More forks in flight in this process than markers: hold the slot
 		// until the process exits.
 		p.overflow.Add(1)
@@ -206,6 +207,23 @@ func (w *worker) fork(p *proc) {
 			p.pendOverflow.Add(mem)
 			p.mem.Add(mem)
 		}
+	}
+	if st := p.state.Load(); st&stLive == 0 || st&(stExited|stGone) != 0 {
+		// The process died while its fork was being reserved (killed: a
+		// thread in a notified syscall waits killably) and its exit is
+		// settled already: nothing else would give the reservation back.
+		// The markers and the overflow are taken by swap or CAS, so the
+		// settlement and this release never both happen.
+		if marked {
+			if m, ok := p.takeMarker(tid); ok {
+				s.procs.Release(w.shard, 1)
+				s.mem.Release(w.shard, m)
+			}
+		} else if o := p.overflow.Swap(0); o > 0 {
+			s.procs.Release(w.shard, int64(o))
+		}
+		w.settleLate(p)
+		return
 	}
 	if w.stats != nil {
 		w.stats.started.Add(1)
