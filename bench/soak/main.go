@@ -39,7 +39,7 @@ func workloads(dir string) []workload {
 	return []workload{
 		{name: "spawn-loop", args: w("-P", "64", "-m", "512M", "--", "sh", "-c", "i=0; while [ $i -lt 300 ]; do /bin/true || exit 9; i=$((i+1)); done")},
 		{name: "pipeline", args: w("-P", "16", "--", "sh", "-c", "seq 500 | xargs -P 4 -n 1 /bin/true && seq 2000 | sort -n | uniq | wc -l | grep -q 2000")},
-		{name: "files", args: w("--", "sh", "-c", "for i in $(seq 50); do echo $i > " + dir + "/f$i; cat " + dir + "/f$i >/dev/null 2>&1 || true; done; rm -f " + dir + "/f*")},
+		{name: "files", args: w("--", "sh", "-c", "for i in $(seq 50); do echo $i > "+dir+"/f$i; cat "+dir+"/f$i >/dev/null 2>&1 || true; done; rm -f "+dir+"/f*")},
 		{name: "memory-ok", args: w("-m", "128M", "--", "/usr/bin/python3", "-c", "b = bytearray(48 << 20); b[::4096] = b'\\x01' * len(b[::4096])")},
 		{name: "memory-kill", args: w("-m", "64M", "--", "/usr/bin/python3", "-c", "b = bytearray(300 << 20); b[::4096] = b'\\x01' * len(b[::4096])"),
 			code: 128 + int(syscall.SIGKILL), stderr: "memory limit 64M exceeded"},
