@@ -42,11 +42,14 @@ lint:
 generate:
 	$(GO) generate ./bpfprog
 
+# Where the harness writes results.json, chart.svg and report.md.
+BENCH_OUT ?= bench-results
+
 bench: build
-	$(GO) run ./bench -sandlock $(BIN)
+	$(GO) run ./bench -sandlock $(BIN) -out $(BENCH_OUT)
 
 bench-quick: build
-	$(GO) run ./bench -sandlock $(BIN) -quick
+	$(GO) run ./bench -sandlock $(BIN) -quick -out $(BENCH_OUT)
 
 soak: build
 	$(GO) run ./bench/soak -sandlock $(BIN) -duration 10m

@@ -76,11 +76,22 @@ func sandboxes(cfg *config, tools map[string]string) []*sandbox {
 	add(ours("sandlock-limits", sl, true, miss))
 
 	bw, miss := find(cfg.bwrap, "bwrap")
-	add(&sandbox{Name: "bwrap", Bin: bw, Missing: miss, wrap: func(_ *workload, env *env, argv []string) []string {
-		return append([]string{bw, "--ro-bind", "/", "/", "--bind", env.Dir, env.Dir, "--"}, argv...)
+	// /dev as a fresh devtmpfs (--dev) where a workload needs /dev/null
+	// (go build does); not for launch, where the issue gives bwrap's
+	// exact command line.
+	dev := func(wl *workload) []string {
+		if wl.Name == "launch" {
+			return nil
+		}
+		return []string{"--dev", "/dev"}
+	}
+	add(&sandbox{Name: "bwrap", Bin: bw, Missing: miss, wrap: func(wl *workload, env *env, argv []string) []string {
+		cmd := append(append([]string{bw, "--ro-bind", "/", "/"}, dev(wl)...), "--bind", env.Dir, env.Dir, "--")
+		return append(cmd, argv...)
 	}})
-	add(&sandbox{Name: "bwrap-isolated", Bin: bw, Missing: miss, wrap: func(_ *workload, env *env, argv []string) []string {
-		return append([]string{bw, "--ro-bind", "/", "/", "--bind", env.Dir, env.Dir, "--unshare-all", "--die-with-parent", "--"}, argv...)
+	add(&sandbox{Name: "bwrap-isolated", Bin: bw, Missing: miss, wrap: func(wl *workload, env *env, argv []string) []string {
+		cmd := append(append([]string{bw, "--ro-bind", "/", "/"}, dev(wl)...), "--bind", env.Dir, env.Dir, "--unshare-all", "--die-with-parent", "--")
+		return append(cmd, argv...)
 	}})
 	fj, miss := find(cfg.firejail, "firejail")
 	add(&sandbox{Name: "firejail", Bin: fj, Missing: miss, wrap: func(_ *workload, env *env, argv []string) []string {
