@@ -307,22 +307,16 @@ func (s *Supervisor) watch(fd int, r ref) error {
 // forks the sandbox's first process: its notifications are sandlock's own.
 func (s *Supervisor) Start(listener int, spawnTID int32) error {
 	if s.cfg.UseRing {
+		// Called from an unconfined thread (the filter would deny
+		// io_uring_enter): the forker hands the listener over.
 		s.listener, s.spawnTID = listener, spawnTID
-		defer s.started.Store(true)
-		// Not from the caller's thread, which may be confined already
-		// (the filter denies io_uring_enter).
-		err := elsewhere(func() error {
-			if err := s.ring.PollAdd(s.listener, unix.POLLIN, true, pidwatch.Tag(pidwatch.KindOther, 0)); err != nil {
-				return fmt.Errorf("supervisor: poll listener: %w", err)
-			}
-			if err := s.ring.Submit(); err != nil {
-				return fmt.Errorf("supervisor: %w", err)
-			}
-			return nil
-		})
-		if err != nil {
-			return err
+		if err := s.ring.PollAdd(s.listener, unix.POLLIN, true, pidwatch.Tag(pidwatch.KindOther, 0)); err != nil {
+			return fmt.Errorf("supervisor: poll listener: %w", err)
 		}
+		if err := s.ring.Submit(); err != nil {
+			return fmt.Errorf("supervisor: %w", err)
+		}
+		s.started.Store(true)
 		s.wakeAttached()
 	} else {
 		s.Attach(listener, spawnTID)
@@ -379,15 +373,6 @@ func (s *Supervisor) StartBackground() {
 	}
 }
 
-// elsewhere runs f on another goroutine and waits for it: never on the
-// calling goroutine's thread, which may be a confined one (sandlock's CLI
-// starts and may stop the supervisor from its confined main thread).
-func elsewhere(f func() error) error {
-	done := make(chan error, 1)
-	go func() { done <- f() }()
-	return <-done
-}
-
 // live reports whether r names a registered, not yet gone process.
 func (s *Supervisor) live(r ref) bool {
 	p := s.arena.resolve(r)
@@ -425,11 +410,8 @@ func (s *Supervisor) Stop() {
 	s.workerWG.Wait()
 	s.ringMu.Lock()
 	if s.ringOK.Load() {
-		elsewhere(func() error { // see Start
-			s.loop.Stop()
-			s.ring.Close()
-			return nil
-		})
+		s.loop.Stop()
+		s.ring.Close()
 	}
 	s.ringMu.Unlock()
 	// With no receiver left, closing the listener answers anything still
