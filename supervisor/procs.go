@@ -108,8 +108,11 @@ func (w *worker) registerFD(pid, ppid int32, parent *proc, markerTid int32, fd i
 		p.setState(stRoot)
 	}
 	if s.mem != nil {
+		// The fork's reservation (the parent's charge: the child is its
+		// copy) is the child's charge; the periodic resync and the slow
+		// path correct it from /proc later. Measuring it here cost every
+		// fork an open and a read of /proc/PID/statm.
 		p.mem.Store(mem)
-		w.resyncProc(p)
 	} else if mem > 0 {
 		s.mem.Release(w.shard, mem)
 	}
