@@ -663,12 +663,15 @@ func (w *worker) handle() {
 		w.settle(p, tid)
 		h(w, p)
 	}
+	if w.stats != nil {
+		// Up to the reply, not after it: the reply wakes the process,
+		// which often preempts this thread inside the ioctl, and that wait
+		// delays nobody.
+		w.stats.record(nr, nanotime()-t0)
+	}
 	if !w.sent {
 		// ENOENT: the task died or was interrupted meanwhile; nothing to do.
 		sys.NotifSend(s.listener, &w.resp)
-	}
-	if w.stats != nil {
-		w.stats.record(nr, nanotime()-t0)
 	}
 }
 
