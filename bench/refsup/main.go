@@ -49,8 +49,11 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	if err := sys.NotifSetFlags(l, sys.UserNotifFdSyncWakeUp); err != nil {
-		fail(fmt.Errorf("SYNC_WAKE_UP: %w", err))
+	// REFSUP_NO_SYNC=1 leaves SYNC_WAKE_UP off, to measure what it saves.
+	if os.Getenv("REFSUP_NO_SYNC") == "" {
+		if err := sys.NotifSetFlags(l, sys.UserNotifFdSyncWakeUp); err != nil {
+			fail(fmt.Errorf("SYNC_WAKE_UP: %w", err))
+		}
 	}
 	go serve(l)
 	pid, err := syscall.ForkExec(os.Args[1], os.Args[1:], &syscall.ProcAttr{Env: os.Environ(), Files: []uintptr{0, 1, 2}})
