@@ -58,25 +58,12 @@ func TestSignalStorm(t *testing.T) {
 	t.Logf("%s", bytes.TrimSpace(out))
 }
 
-// liveWith counts the processes whose command line contains mark, but
-// for pid not.
+// liveWith counts the live processes whose command line contains mark,
+// but for pid not.
 func liveWith(mark string, not int) int {
-	n := 0
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		if e.Name() == fmt.Sprint(not) {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err == nil && bytes.Contains(b, []byte(mark)) {
-			st, _ := os.ReadFile("/proc/" + e.Name() + "/stat")
-			if i := bytes.LastIndexByte(st, ')'); i > 0 && i+2 < len(st) && st[i+2] == 'Z' {
-				continue
-			}
-			n++
-		}
-	}
-	return n
+	return testenv.Live(func(pid int, b []byte) bool {
+		return pid != not && bytes.Contains(b, []byte(mark))
+	})
 }
 
 // TestKilledWhileBusy SIGKILLs sandlock while six sandboxed processes keep

@@ -35,6 +35,7 @@ import (
 	"github.com/sandlock/sandlock/bpfprog"
 	"github.com/sandlock/sandlock/internal/confine"
 	"github.com/sandlock/sandlock/internal/spawn"
+	"github.com/sandlock/sandlock/internal/sys"
 	"github.com/sandlock/sandlock/policy"
 	"github.com/sandlock/sandlock/supervisor"
 	"golang.org/x/sys/unix"
@@ -423,7 +424,7 @@ type forkThread struct {
 	pid, pidfd    int
 	err           error
 	phase         atomic.Int32
-	park          uint32 // a futex word nobody wakes
+	park          atomic.Uint32 // a futex word nobody wakes
 }
 
 // Forker phases.
@@ -477,7 +478,7 @@ func (f *forkThread) run() {
 	all := ^uint64(0)
 	unix.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_BLOCK, uintptr(unsafePointer(&all)), 0, 8, 0, 0)
 	for {
-		unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafePointer(&f.park)), 128 /* FUTEX_WAIT_PRIVATE */, 0, 0, 0, 0)
+		sys.FutexWait(&f.park, 0)
 	}
 }
 

@@ -1,9 +1,9 @@
 package supervisor
 
-import "golang.org/x/sys/unix"
-
-// saRestart is SA_RESTART (the same on x86_64 and aarch64).
-const saRestart = 0x10000000
+import (
+	"github.com/sandlock/sandlock/internal/sys"
+	"golang.org/x/sys/unix"
+)
 
 // sigaction makes a SIGCHLD handler restartable (the filter sends only
 // rt_sigaction(SIGCHLD, act != NULL)).
@@ -33,10 +33,10 @@ func (w *worker) sigaction(p *proc) {
 	}
 	handler := le64(b[0:])
 	flags := le64(b[8:])
-	if handler <= 1 || flags&saRestart != 0 { // SIG_DFL, SIG_IGN, or already restartable
+	if handler <= 1 || flags&sys.SaRestart != 0 { // SIG_DFL, SIG_IGN, or already restartable
 		return
 	}
-	putLE64(b[8:], flags|saRestart)
+	putLE64(b[8:], flags|sys.SaRestart)
 	w.writeMem(addr+8, b[8:16])
 }
 

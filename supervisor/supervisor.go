@@ -30,7 +30,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/sandlock/sandlock/accounting"
 	"github.com/sandlock/sandlock/bpfprog"
@@ -93,22 +92,16 @@ const wakeSignal = unix.Signal(62)
 
 var wakeOnce sync.Once
 
-// kernelSigaction is struct sigaction as rt_sigaction(2) takes it on x86_64
-// and arm64.
-type kernelSigaction struct {
-	handler, flags, restorer, mask uint64
-}
-
 // prepareWakeSignal clears SA_RESTART from the runtime's handler of
 // wakeSignal, once per process.
 func prepareWakeSignal() {
 	wakeOnce.Do(func() {
-		var sa kernelSigaction
-		if _, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(wakeSignal), 0, uintptr(unsafe.Pointer(&sa)), 8, 0, 0); e != 0 || sa.handler == 0 {
+		var sa sys.Sigaction
+		if sys.RtSigaction(int(wakeSignal), nil, &sa) != 0 || sa.Handler == 0 {
 			return
 		}
-		sa.flags &^= saRestart
-		unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(wakeSignal), uintptr(unsafe.Pointer(&sa)), 0, 8, 0, 0)
+		sa.Flags &^= sys.SaRestart
+		sys.RtSigaction(int(wakeSignal), &sa, nil)
 	})
 }
 
@@ -128,6 +121,9 @@ type Supervisor struct {
 	spawnTID int32 // the confined thread that forks the first process
 	handlers []handlerFn
 	isFork   []bool
+	// nrOpen and nrOpenat2 are the numbers of open and openat2 (-1 where
+	// the architecture lacks one), for the open handler.
+	nrOpen, nrOpenat2 int
 
 	pids  pidTable
 	arena arena
@@ -148,7 +144,6 @@ type Supervisor struct {
 	wmu       sync.Mutex // guards receivers (slow path: worker start and exit)
 	receivers []*worker  // workers serving the listener, for Stop's wake-up
 	idle      atomic.Int32
-	handling  atomic.Int32 // notifications being handled now
 	nextID    atomic.Int32
 	stopping  atomic.Bool
 	stopped   atomic.Bool
@@ -217,6 +212,7 @@ func New(cfg Config) (*Supervisor, error) {
 			return nil, err
 		}
 	}
+	s.nrOpen, s.nrOpenat2 = nrOf(cfg.Arch, "open"), nrOf(cfg.Arch, "openat2")
 	s.reaper = s.newWorker(cfg.Workers) // the last shard
 	if cfg.UseRing {
 		if err := s.ensureRing(); err != nil {
@@ -336,19 +332,11 @@ func (s *Supervisor) Attach(listener int, spawnTID int32) {
 	s.wakeAttached()
 }
 
-// Futex operations on attachSeq.
-const (
-	futexWaitPrivate = 128 // FUTEX_WAIT | FUTEX_PRIVATE_FLAG
-	futexWakePrivate = 129 // FUTEX_WAKE | FUTEX_PRIVATE_FLAG
-)
-
 // wakeAttached tells the waiting workers that started or stopping
-// changed: a raw futex wake, which the Go scheduler plays no part in
-// (Attach runs on a confined thread, where creating a thread to run a
-// readied goroutine would allocate).
+// changed, without the Go scheduler (Attach runs on a confined thread).
 func (s *Supervisor) wakeAttached() {
 	s.attachSeq.Add(1)
-	unix.RawSyscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(&s.attachSeq)), futexWakePrivate, 1<<30, 0, 0, 0)
+	sys.FutexWake(&s.attachSeq)
 }
 
 // waitAttached blocks until the listener is known or the supervisor stops.
@@ -358,7 +346,7 @@ func (s *Supervisor) waitAttached() {
 		if s.started.Load() || s.stopping.Load() {
 			return
 		}
-		unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(&s.attachSeq)), futexWaitPrivate, uintptr(seq), 0, 0, 0)
+		sys.FutexWait(&s.attachSeq, seq)
 	}
 }
 
@@ -605,7 +593,9 @@ func (s *Supervisor) onRing(c ring.CQE) {
 			if err := sys.NotifRecv(s.listener, &w.n); err != nil {
 				break
 			}
+			w.busy.Store(nanotime())
 			w.handle()
+			w.busy.Store(0)
 			if n, _ := unix.Poll(pfd[:], 0); n <= 0 || pfd[0].Revents&unix.POLLIN == 0 {
 				break
 			}
@@ -627,8 +617,6 @@ func (w *worker) value(v int64) { w.resp.Flags, w.resp.Error, w.resp.Val = 0, 0,
 // handle answers w.n.
 func (w *worker) handle() {
 	s := w.s
-	s.handling.Add(1)
-	defer s.handling.Add(-1)
 	var t0 int64
 	if w.stats != nil {
 		t0 = nanotime()
@@ -707,9 +695,33 @@ func (w *worker) settle(p *proc, tid int32) {
 // handler may still be settling the charge of a process that died while
 // it ran. Wait calls it before its report.
 func (s *Supervisor) Settle(d time.Duration) {
-	for deadline := time.Now().Add(d); s.handling.Load() > 0 && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(d); s.busy() && time.Now().Before(deadline); {
 		time.Sleep(50 * time.Microsecond)
 	}
+}
+
+// busy reports whether a worker (or, in ring mode, the reaper) is handling
+// a notification.
+func (s *Supervisor) busy() bool {
+	if w := s.reaper; w != nil && w.busy.Load() != 0 {
+		return true
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	for _, w := range s.receivers {
+		if w.busy.Load() != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// nrOf returns the number of syscall name on a, or -1.
+func nrOf(a *bpfprog.Arch, name string) int {
+	if nr, ok := a.Nr(name); ok {
+		return nr
+	}
+	return -1
 }
 
 // Forked reports whether any sandboxed process has created another.

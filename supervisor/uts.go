@@ -80,16 +80,16 @@ func (w *worker) open(p *proc) {
 		return
 	}
 	a := &w.n.Data.Args
+	nr := int(w.n.Data.Nr)
 	dirfd, addr, flags := int64(unix.AT_FDCWD), a[0], a[1]
-	name := s.cfg.Arch.SyscallName(int(w.n.Data.Nr))
-	if name != "open" {
+	if nr != s.nrOpen {
 		dirfd, addr, flags = int64(int32(a[0])), a[1], a[2]
 	}
 	pathb, err := w.readString(addr)
 	if err != nil || !bytes.HasSuffix(pathb, []byte("hostname")) {
 		return
 	}
-	if name == "openat2" {
+	if nr == s.nrOpenat2 {
 		// struct open_how starts with the 64-bit flags.
 		var how [8]byte
 		if err := w.readMem(a[2], how[:]); err != nil {

@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"unsafe"
 
+	"github.com/sandlock/sandlock/internal/sys"
 	"golang.org/x/sys/unix"
 )
 
@@ -70,17 +71,12 @@ type child struct {
 	llFlags    uintptr
 	useLL      bool
 	reset      [65]bool // signals whose handler the child sets to SIG_DFL
-	dfl        sigactiont
+	dfl        sys.Sigaction
 	oldMask    uint64
 	pidfd      int32
 
 	step int
 	err  syscall.Errno
-}
-
-// sigactiont is the kernel's struct sigaction (x86_64 and arm64).
-type sigactiont struct {
-	handler, flags, restorer, mask uint64
 }
 
 // Steps of the child, for errors.
@@ -156,15 +152,6 @@ func Prepare(path string, argv, env []string, attr *Attr) (*Child, error) {
 		c.reset[sig] = s != unix.SIGKILL && s != unix.SIGSTOP && s != unix.SIGCHLD && !signal.Ignored(s)
 	}
 	return &Child{c: c}, nil
-}
-
-// ForkExec prepares and starts path (Prepare, then Start).
-func ForkExec(path string, argv, env []string, attr *Attr) (pid, pidfd int, err error) {
-	ch, err := Prepare(path, argv, env, attr)
-	if err != nil {
-		return 0, -1, err
-	}
-	return ch.Start()
 }
 
 // Start forks and execs the child, once, and returns its pid and a pidfd.

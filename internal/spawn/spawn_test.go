@@ -34,7 +34,7 @@ func runArgv(t *testing.T, attr *Attr, path string, argv ...string) (string, uni
 	null, _ := os.Open(os.DevNull)
 	defer null.Close()
 	attr.Files = []int{int(null.Fd()), int(w.Fd()), int(w.Fd())}
-	pid, pidfd, err := ForkExec(path, argv, []string{"PATH=/usr/bin:/bin"}, attr)
+	pid, pidfd, err := forkExec(path, argv, []string{"PATH=/usr/bin:/bin"}, attr)
 	w.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -44,6 +44,15 @@ func runArgv(t *testing.T, attr *Attr, path string, argv ...string) (string, uni
 	var ws unix.WaitStatus
 	unix.Wait4(pid, &ws, 0, nil)
 	return string(out), ws
+}
+
+// forkExec prepares and starts path.
+func forkExec(path string, argv, env []string, attr *Attr) (pid, pidfd int, err error) {
+	ch, err := Prepare(path, argv, env, attr)
+	if err != nil {
+		return 0, -1, err
+	}
+	return ch.Start()
 }
 
 func TestForkExec(t *testing.T) {
@@ -85,16 +94,16 @@ func TestIgnoredStaysIgnored(t *testing.T) {
 func TestErrors(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	_, _, err := ForkExec("/nonexistent", []string{"x"}, nil, &Attr{LandlockFD: -1, Files: []int{0, 1, 2}})
+	_, _, err := forkExec("/nonexistent", []string{"x"}, nil, &Attr{LandlockFD: -1, Files: []int{0, 1, 2}})
 	if !errors.Is(err, syscall.ENOENT) {
 		t.Errorf("exec of a missing file: %v, want ENOENT", err)
 	}
-	_, _, err = ForkExec("/bin/true", []string{"true"}, nil, &Attr{Dir: "/nonexistent", LandlockFD: -1, Files: []int{0, 1, 2}})
+	_, _, err = forkExec("/bin/true", []string{"true"}, nil, &Attr{Dir: "/nonexistent", LandlockFD: -1, Files: []int{0, 1, 2}})
 	var ce *ChildError
 	if !errors.As(err, &ce) || ce.Step != "chdir" || ce.Err != syscall.ENOENT {
 		t.Errorf("chdir to a missing directory: %v", err)
 	}
-	if _, _, err = ForkExec("/bin/true", []string{"true"}, nil, &Attr{LandlockFD: -1, Files: make([]int, maxFiles+1)}); err == nil {
+	if _, _, err = forkExec("/bin/true", []string{"true"}, nil, &Attr{LandlockFD: -1, Files: make([]int, maxFiles+1)}); err == nil {
 		t.Error("too many descriptors accepted")
 	}
 }

@@ -4,7 +4,9 @@
 package testenv
 
 import (
+	"bytes"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -53,4 +55,32 @@ func FDs() []string {
 		out = append(out, e.Name()+"->"+l)
 	}
 	return out
+}
+
+// Live counts the machine's processes that are not zombies and that match
+// accepts, given the pid and the command line (NUL-separated); match nil
+// accepts all.
+func Live(match func(pid int, cmdline []byte) bool) int {
+	n := 0
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if match != nil {
+			b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+			if err != nil || !match(pid, b) {
+				continue
+			}
+		}
+		st, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		if i := bytes.LastIndexByte(st, ')'); i > 0 && len(st) > i+2 && st[i+2] != 'Z' {
+			n++
+		}
+	}
+	return n
 }
