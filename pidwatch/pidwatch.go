@@ -103,7 +103,14 @@ func (l *Loop) run() error {
 	cqes := make([]ring.CQE, l.batch)
 	exits := make([]uint64, 0, l.batch)
 	for {
-		n, err := l.r.WaitBatch(cqes, l.gather, l.window)
+		// The goroutine parks in the Go poller while the ring is idle
+		// (WaitParked); a partial batch is given its window by a timer,
+		// not by a thread blocked in io_uring_enter.
+		n, err := l.r.WaitParked(cqes)
+		if err == nil && n < l.gather && l.window > 0 && !hasStop(cqes[:n]) {
+			time.Sleep(l.window)
+			n += l.r.Reap(cqes[n:])
+		}
 		if err != nil {
 			if errors.Is(err, unix.EINTR) {
 				continue
@@ -131,6 +138,15 @@ func (l *Loop) run() error {
 			return nil
 		}
 	}
+}
+
+func hasStop(cqes []ring.CQE) bool {
+	for _, c := range cqes {
+		if Kind(c.UserData) == kindStop {
+			return true
+		}
+	}
+	return false
 }
 
 // Stop ends the reaping goroutine (after it delivers what it already

@@ -15,7 +15,9 @@ package ring
 import (
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -88,6 +90,10 @@ type Ring struct {
 
 	claimed   atomic.Uint32 // next SQ slot to hand out
 	published atomic.Uint32 // slots below this are visible to the kernel
+
+	pollOnce sync.Once
+	pollFile *os.File // a non-blocking duplicate of fd in the Go poller (WaitParked)
+	pollErr  error
 }
 
 // New creates a ring.
@@ -179,6 +185,9 @@ func (r *Ring) FD() int { return r.fd }
 func (r *Ring) Close() error {
 	if !r.closed.CompareAndSwap(false, true) {
 		return ErrClosed
+	}
+	if r.pollFile != nil {
+		r.pollFile.Close()
 	}
 	r.unmap()
 	return unix.Close(r.fd)
@@ -337,6 +346,57 @@ func (r *Ring) Wait(buf []CQE) (int, error) {
 		return 0, err
 	}
 	return r.Reap(buf), nil
+}
+
+// WaitParked is Wait for a caller that must not hold an OS thread in a
+// system call while the ring is idle. An io_uring fd is readable while
+// completions are ready, so the goroutine parks in the Go runtime's network
+// poller instead of blocking in io_uring_enter: a thread blocked in a
+// syscall keeps its P until the runtime's monitor takes it back, which costs
+// a hand-off (waking another thread) every time the ring goes idle, on
+// every fork-heavy workload. Only one goroutine may wait; it submits what is
+// published before waiting.
+func (r *Ring) WaitParked(buf []CQE) (int, error) {
+	r.pollOnce.Do(r.openPollFile)
+	if r.pollErr != nil {
+		return r.Wait(buf)
+	}
+	if err := r.Submit(); err != nil {
+		return 0, err
+	}
+	rc, err := r.pollFile.SyscallConn()
+	if err != nil {
+		return r.Wait(buf)
+	}
+	n := 0
+	err = rc.Read(func(uintptr) bool {
+		n = r.Reap(buf)
+		return n > 0 || r.closed.Load()
+	})
+	if r.closed.Load() && n == 0 {
+		return 0, ErrClosed
+	}
+	if err != nil {
+		return n, fmt.Errorf("io_uring poll: %w", err)
+	}
+	return n, nil
+}
+
+// openPollFile registers a duplicate of the ring's fd with the Go poller.
+// The duplicate shares the ring's open file, so O_NONBLOCK is set on both;
+// io_uring_enter does not look at it.
+func (r *Ring) openPollFile() {
+	fd, err := unix.FcntlInt(uintptr(r.fd), unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		r.pollErr = fmt.Errorf("dup ring fd: %w", err)
+		return
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		r.pollErr = fmt.Errorf("set ring fd non-blocking: %w", err)
+		return
+	}
+	r.pollFile = os.NewFile(uintptr(fd), "io_uring")
 }
 
 // geteventsArg is struct io_uring_getevents_arg.

@@ -1,7 +1,9 @@
 package ring
 
 import (
+	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -256,4 +258,74 @@ func BenchmarkPollRoundTrip(b *testing.B) {
 		}
 		unix.Read(fd, rd[:])
 	}
+}
+
+// TestWaitParked: a completion wakes a waiter parked in the Go poller, the
+// waiter leaves no thread blocked in io_uring_enter while it waits, and
+// closing the ring ends the wait with ErrClosed.
+func TestWaitParked(t *testing.T) {
+	r, err := New(Options{Entries: 8})
+	testenv.Require(t, err == nil, "io_uring unavailable")
+	fd := eventfd(t)
+	if err := r.PollAdd(fd, unix.POLLIN, false, 7); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		n   int
+		err error
+		c   CQE
+	}
+	got := make(chan result, 1)
+	buf := make([]CQE, 4)
+	go func() {
+		n, err := r.WaitParked(buf)
+		got <- result{n, err, buf[0]}
+	}()
+	// Parked: no thread of this process is inside io_uring_enter.
+	time.Sleep(50 * time.Millisecond)
+	if n := threadsIn(t, "io_uring_enter"); n != 0 {
+		t.Fatalf("%d threads blocked in io_uring_enter while parked", n)
+	}
+	signal(t, fd)
+	select {
+	case res := <-got:
+		if res.err != nil || res.n != 1 || res.c.UserData != 7 {
+			t.Fatalf("WaitParked = %d, %v, %+v; want the completion of user data 7", res.n, res.err, res.c)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a completion did not wake the parked waiter")
+	}
+	go func() {
+		n, err := r.WaitParked(buf)
+		got <- result{n: n, err: err}
+	}()
+	time.Sleep(20 * time.Millisecond)
+	r.Close()
+	select {
+	case res := <-got:
+		if res.err != ErrClosed {
+			t.Fatalf("WaitParked after Close = %d, %v; want ErrClosed", res.n, res.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not end the parked wait")
+	}
+}
+
+// threadsIn counts this process's threads whose current syscall is name
+// (io_uring_enter: 426 on both architectures).
+func threadsIn(t *testing.T, name string) int {
+	t.Helper()
+	nr := map[string]string{"io_uring_enter": "426"}[name]
+	ents, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		b, err := os.ReadFile("/proc/self/task/" + e.Name() + "/syscall")
+		if err == nil && strings.HasPrefix(string(b), nr+" ") {
+			n++
+		}
+	}
+	return n
 }

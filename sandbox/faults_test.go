@@ -3,6 +3,8 @@ package sandbox
 import (
 	"bufio"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -72,4 +74,95 @@ func TestListenerClosedEarly(t *testing.T) {
 		t.Errorf("%d descriptors before, %d after: %v", fds, after, testenv.FDs())
 	}
 	t.Logf("after the listener closed:\n%s", got)
+}
+
+// TestCollectWhileSupervisorIdle: the supervisor's receiver waits for
+// notifications holding its P (supervisor worker.wait), which a
+// stop-the-world must still be able to take. Collections and a forced
+// scavenge run while the sandbox sits in a sleep that makes no notified
+// call: each must end while the command still runs, not when its exit
+// hangs the listener up.
+func TestCollectWhileSupervisorIdle(t *testing.T) {
+	requireKernel(t)
+	inR, inW, _ := os.Pipe()
+	outR, outW, _ := os.Pipe()
+	defer inW.Close()
+	defer outR.Close()
+	p := &policy.Policy{FSRead: systemRead(), Env: []string{"PATH=/usr/bin:/bin"}}
+	// Notified calls first (a spare worker the hostname open starts
+	// leaves again), then a read that blocks until the test is done.
+	script := "read h </etc/hostname; for i in 1 2 3 4; do /bin/true; done; echo ready; read done"
+	sb, err := Start(p, Command{Path: "sh", Args: []string{"sh", "-c", script}, Stdin: inR, Stdout: outW, Stderr: outW}, nil)
+	inR.Close()
+	outW.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		inW.Close()
+		sb.Close()
+	}()
+	sc := bufio.NewScanner(outR)
+	if !sc.Scan() || sc.Text() != "ready" {
+		t.Fatalf("got %q", sc.Text())
+	}
+	// The sole receiver is now waiting in ppoll holding its P; the test
+	// means nothing otherwise.
+	deadline := time.Now().Add(10 * time.Second)
+	for threadsInPpoll(t) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no supervisor thread waits in ppoll")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	exited := make(chan struct{})
+	go func() {
+		sb.Wait()
+		close(exited)
+	}()
+	collected := make(chan struct{})
+	go func() {
+		for i := 0; i < 5; i++ {
+			runtime.GC()
+		}
+		debug.FreeOSMemory()
+		close(collected)
+	}()
+	select {
+	case <-collected:
+	case <-exited:
+		t.Fatal("the command ended before the collections")
+	case <-time.After(time.Minute):
+		// Not a timing assertion: a stop-the-world takes microseconds;
+		// a minute means it waits on the supervisor for good.
+		inW.Close()
+		<-collected
+		t.Fatal("collections waited for the sandbox to end: the supervisor kept its P from a stop-the-world")
+	}
+	select {
+	case <-exited:
+		t.Fatal("the command ended before it was told to")
+	default:
+	}
+	inW.Close()
+	<-exited
+}
+
+// threadsInPpoll counts this process's threads blocked in ppoll.
+func threadsInPpoll(t *testing.T) int {
+	t.Helper()
+	nr := map[string]string{"amd64": "271", "arm64": "73"}[runtime.GOARCH]
+	testenv.Require(t, nr != "", "ppoll's number on "+runtime.GOARCH)
+	ents, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		b, err := os.ReadFile("/proc/self/task/" + e.Name() + "/syscall")
+		if err == nil && strings.HasPrefix(string(b), nr+" ") {
+			n++
+		}
+	}
+	return n
 }

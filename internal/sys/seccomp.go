@@ -79,6 +79,23 @@ func SeccompActionAvail(action uint32) bool {
 	return e == 0
 }
 
+// WaitReadableHoldingP blocks until fd is readable (or hung up), without
+// telling the Go scheduler: the calling goroutine keeps its P while it
+// waits, so that the wake-up that ends the wait goes straight back to Go
+// code, with no P to reacquire and no sysmon to wake. A signal (the
+// runtime's preemption signal included) ends the wait with EINTR, which
+// is what lets a stop-the-world proceed: the caller must return to Go code
+// on EINTR, never retry in a loop that makes no call. Only one goroutine
+// in the process may wait this way (it takes a P out of circulation).
+func WaitReadableHoldingP(fd int) error {
+	pfd := unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
+	_, _, e := unix.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&pfd)), 1, 0, 0, 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
 // NotifRecv blocks until a notification arrives on the listener and fills n.
 // n must be zeroed by the caller (the kernel rejects a dirty buffer).
 func NotifRecv(fd int, n *SeccompNotif) error {
