@@ -30,7 +30,8 @@ func sandlockArgs(t *testing.T, extra ...string) []string {
 }
 
 // TestSignalStorm runs 2000 rounds of notified syscalls (fork+exec, open
-// of the virtualized /etc/hostname, anonymous mmap under -m) under a
+// of the virtualized /etc/hostname where the supervisor serves it rather
+// than namespaces, anonymous mmap under -m) under a
 // SIGALRM every 100 us and a SIGCHLD per child, with the SIGCHLD handler's
 // SA_RESTART cleared as dash does: no call may fail with EINTR, nor fail at
 // all.

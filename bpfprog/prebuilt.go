@@ -20,16 +20,19 @@ type prebuilt struct {
 
 // PrebuiltOptions are the option sets whose filters are generated ahead of
 // time by package asmgen (tools/genfilters): kernel-only, supervised, and
-// supervised with the memory ledger, each with System V IPC denied or
-// allowed.
+// supervised with the memory ledger, each with the hostname virtualized by
+// the supervisor or by namespaces (no NotifyHostname), and with System V
+// IPC denied or allowed.
 func PrebuiltOptions() []Options {
-	sup := NotifyProcesses | NotifySignals | NotifyHostname
 	var out []Options
 	for _, allow := range [][]string{nil, {"sysv_ipc"}} {
-		out = append(out,
-			Options{ExtraAllow: allow},
-			Options{Notify: sup, ExtraAllow: allow},
-			Options{Notify: sup | NotifyMemory, ExtraAllow: allow})
+		out = append(out, Options{ExtraAllow: allow})
+		for _, host := range []Notify{NotifyHostname, 0} {
+			sup := NotifyProcesses | NotifySignals | host
+			out = append(out,
+				Options{Notify: sup, ExtraAllow: allow},
+				Options{Notify: sup | NotifyMemory, ExtraAllow: allow})
+		}
 	}
 	return out
 }

@@ -31,7 +31,10 @@ func TestListenerClosedEarly(t *testing.T) {
 	fds := openFDs(t) - 2 // inR and outW are the command's, closed below
 	p := &policy.Policy{FSRead: systemRead(), MaxProcesses: 8, Env: []string{"PATH=/usr/bin:/bin"}}
 	script := "echo ready; read go; /bin/true 2>/dev/null; echo fork=$?; read h </etc/hostname; echo open=$?"
-	sb, err := Start(p, Command{Path: "sh", Args: []string{"sh", "-c", script}, Stdin: inR, Stdout: outW, Stderr: outW}, nil)
+	// The hostname from the supervisor (not from namespaces, as root):
+	// its open is what must fail closed.
+	sb, err := Start(p, Command{Path: "sh", Args: []string{"sh", "-c", script}, Stdin: inR, Stdout: outW, Stderr: outW},
+		&Options{HostnameBySupervisor: true})
 	inR.Close()
 	outW.Close()
 	if err != nil {
@@ -165,4 +168,48 @@ func threadsInPpoll(t *testing.T) int {
 		}
 	}
 	return n
+}
+
+// TestOrphansOfAnotherSandbox: two sandboxes in one program. The first
+// process of each is a child of the program, sandboxed (no_new_privs and a
+// filter), as are the orphans sandboxed processes leave behind; a
+// supervisor adopting its orphans took the other sandbox's first process
+// for one and killed it at its own end (a regression: 100 sandboxes at once
+// lost dozens of commands that way).
+func TestOrphansOfAnotherSandbox(t *testing.T) {
+	requireKernel(t)
+	inR, inW, _ := os.Pipe()
+	outR, outW, _ := os.Pipe()
+	defer outR.Close()
+	p := &policy.Policy{FSRead: systemRead(), Env: []string{"PATH=/usr/bin:/bin"}}
+	b, err := Start(p, Command{Path: "sh", Args: []string{"sh", "-c", "echo ready; read x; echo done"}, Stdin: inR, Stdout: outW, Stderr: outW}, nil)
+	inR.Close()
+	outW.Close()
+	if err != nil {
+		inW.Close()
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(outR)
+	if !sc.Scan() || sc.Text() != "ready" {
+		inW.Close()
+		b.Close()
+		t.Fatalf("got %q", sc.Text())
+	}
+	// The first sandbox's subshell forks and exits at once: its child is
+	// an orphan the supervisor adopts.
+	for i := 0; i < 5; i++ {
+		res, err := Run(p, Command{Path: "sh", Args: []string{"sh", "-c", "(sleep 0.05 &); exit 0"}}, nil)
+		if err != nil || res.ExitCode != 0 {
+			t.Errorf("orphaning sandbox %d: %v, %+v", i, err, res)
+		}
+	}
+	inW.Write([]byte("x\n"))
+	inW.Close()
+	res, err := b.Wait()
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("the other sandbox: %v, %+v (killed by the orphaning one's teardown?)", err, res)
+	}
+	if !sc.Scan() || sc.Text() != "done" {
+		t.Fatalf("the other sandbox said %q, want done", sc.Text())
+	}
 }

@@ -57,6 +57,10 @@ type helperSpec struct {
 	Path   string
 	Argv   []string
 	Env    []string
+	// Name is the sandbox's name, its hostname inside.
+	Name string
+	// HostnameBySupervisor is Options.HostnameBySupervisor.
+	HostnameBySupervisor bool
 }
 
 func init() {
@@ -101,6 +105,17 @@ func runHelper(sock int) {
 	rs, err := buildRuleset(p)
 	if err != nil {
 		fail(msgErr, []byte(err.Error()))
+	}
+	if !spec.HostnameBySupervisor {
+		// The helper's main thread is locked (package init) and execs the
+		// command: its namespaces become the command's.
+		nsFilters, err := namespaceFilters(arch, p)
+		if err != nil {
+			fail(msgErr, []byte(err.Error()))
+		}
+		if nsFilters != nil && virtualHostname(spec.Name, rs.FD) {
+			filters = nsFilters
+		}
 	}
 	if cpus := cpuSet(p); cpus != nil {
 		if err := unix.SchedSetaffinity(0, cpus); err != nil {
@@ -301,15 +316,17 @@ func (sb *Sandbox) helperStart(spec *helperSpec, files []uintptr) (pid, pidfd in
 		}
 		return 0, -1, err
 	}
+	if sb.sup != nil {
+		// Before the listener is served: the helper's first notification
+		// finds it registered. And before the helper has the spec: once it
+		// carries the filter, another sandbox of this program adopting
+		// orphans would take it for one, were it not known as a root.
+		sb.sup.RegisterRoot(pid)
+	}
 	if err := writeAll(host, msg); err != nil {
 		return abort(fmt.Errorf("spawn helper: %w", err))
 	}
 	unix.Shutdown(host, unix.SHUT_WR)
-	if sb.sup != nil {
-		// Before the listener is served: the helper's first notification
-		// finds it registered.
-		sb.sup.RegisterRoot(pid)
-	}
 	// The stream is parsed as it comes: a message may arrive split or
 	// joined with the next.
 	var got []byte

@@ -80,6 +80,11 @@ type Options struct {
 	// would wait for in turn. It implies ExitAfterWait. sandlock's CLI uses
 	// it; a library user should not (see helper.go).
 	InProcess bool
+	// HostnameBySupervisor keeps the hostname's virtualization in the
+	// supervisor (uname and every open notified) where the forking thread
+	// could instead enter namespaces of its own (as root; see
+	// confine.VirtualHostname). For tests of that path.
+	HostnameBySupervisor bool
 }
 
 // Event is something the user should hear about while the sandbox runs.
@@ -180,6 +185,32 @@ func filterOptions(p *policy.Policy) bpfprog.Options {
 	return bo
 }
 
+// namespaceFilters returns the filters for p when the hostname is
+// virtualized by namespaces (virtualHostname): without the notification of
+// uname and of every open. Nil when p's filter notifies neither.
+func namespaceFilters(arch *bpfprog.Arch, p *policy.Policy) ([][]unix.SockFilter, error) {
+	o := filterOptions(p)
+	if o.Notify&bpfprog.NotifyHostname == 0 {
+		return nil, nil
+	}
+	o.Notify &^= bpfprog.NotifyHostname
+	return bpfprog.Filters(arch, o)
+}
+
+// virtualHostname gives the calling thread, locked for good, namespaces in
+// which uname and /etc/hostname show name (confine.VirtualHostname), and
+// lets the file through the Landlock ruleset rulesetFD (-1: none). False
+// when the kernel or sandlock's privileges refuse: the supervisor then
+// virtualizes the hostname, with the filter that notifies uname and open.
+func virtualHostname(name string, rulesetFD int) bool {
+	fd, err := confine.VirtualHostname(name)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	return rulesetFD < 0 || confine.AllowReadFile(rulesetFD, fd) == nil
+}
+
 // buildRuleset builds p's Landlock ruleset.
 func buildRuleset(p *policy.Policy) (*confine.Ruleset, error) {
 	return confine.BuildRuleset(confine.LandlockSpec{
@@ -247,7 +278,8 @@ func Start(p *policy.Policy, cmd Command, opts *Options) (*Sandbox, error) {
 		pid, pidfd, err = sb.startConfined(arch, rs, path, argv, env, files)
 	} else {
 		if sb.sup, err = sb.newSupervisor(arch); err == nil {
-			pid, pidfd, err = sb.helperStart(&helperSpec{Policy: p, Path: path, Argv: argv, Env: env}, files)
+			pid, pidfd, err = sb.helperStart(&helperSpec{Policy: p, Path: path, Argv: argv, Env: env,
+				Name: sb.name, HostnameBySupervisor: sb.opts.HostnameBySupervisor}, files)
 			if err != nil && sb.sup != nil {
 				sb.sup.Stop()
 			}
@@ -280,6 +312,12 @@ func (sb *Sandbox) startConfined(arch *bpfprog.Arch, rs *confine.Ruleset, path s
 	filters, err := bpfprog.Filters(arch, filterOptions(p))
 	if err != nil {
 		return 0, -1, err
+	}
+	var nsFilters [][]unix.SockFilter
+	if !sb.opts.HostnameBySupervisor {
+		if nsFilters, err = namespaceFilters(arch, p); err != nil {
+			return 0, -1, err
+		}
 	}
 	sup, err := sb.newSupervisor(arch)
 	if err != nil {
@@ -350,7 +388,10 @@ func (sb *Sandbox) startConfined(arch *bpfprog.Arch, rs *confine.Ruleset, path s
 	// store and a raw futex wake, and it reports back through an eventfd
 	// that this goroutine reads through the netpoller.
 	r := &forkThread{spec: confine.ThreadSpec{Filters: filters, Listener: sup != nil}, child: child, cpus: cpus, sup: sup,
-		attach: sup != nil && !sb.opts.UseRing, one: 1}
+		attach: sup != nil && !sb.opts.UseRing, one: 1, hostname: sb.name, nsFilters: nsFilters, rulesetFD: -1}
+	if rs != nil {
+		r.rulesetFD = rs.FD
+	}
 	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
 		if sup != nil {
@@ -419,6 +460,12 @@ type forkThread struct {
 	onListener func(int) error
 	efd        int
 	one        uint64 // the eventfd increment
+	// hostname, nsFilters: the forker first tries to give the command
+	// the hostname through namespaces (virtualHostname); it installs
+	// nsFilters then, which leave uname and open to the kernel.
+	hostname  string
+	nsFilters [][]unix.SockFilter
+	rulesetFD int
 
 	listener, tid int32
 	pid, pidfd    int
@@ -465,6 +512,9 @@ func (f *forkThread) run() {
 		if err := unix.SchedSetaffinity(0, f.cpus); err != nil {
 			f.err = fmt.Errorf("sched_setaffinity: %w", err)
 		}
+	}
+	if f.err == nil && f.nsFilters != nil && virtualHostname(f.hostname, f.rulesetFD) {
+		f.spec.Filters = f.nsFilters
 	}
 	if f.err == nil {
 		if _, f.err = confine.ConfineThread(f.spec, f.onListener); f.err == nil {

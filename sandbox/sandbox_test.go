@@ -2,12 +2,14 @@ package sandbox
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/sandlock/sandlock/internal/confine"
 	"github.com/sandlock/sandlock/internal/testenv"
 	"github.com/sandlock/sandlock/policy"
@@ -208,4 +210,62 @@ func TestStartDuringGC(t *testing.T) {
 	}
 	close(stop)
 	<-churned
+}
+
+// TestHostnameViews: the name shows in uname, hostname and /etc/hostname
+// (readable with /etc unreadable, never writable), whether the forking
+// thread gave the command namespaces of its own (as root) or the supervisor
+// answers uname and opens. Namespaced, neither is notified, and nothing
+// mounted for the sandbox shows on the host.
+func TestHostnameViews(t *testing.T) {
+	requireKernel(t)
+	var read []string
+	for _, p := range systemRead() {
+		if p != "/etc" {
+			read = append(read, p)
+		}
+	}
+	mounts := func() string {
+		b, err := os.ReadFile("/proc/self/mountinfo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	for _, bySupervisor := range []bool{false, true} {
+		t.Run(map[bool]string{false: "namespaces", true: "supervisor"}[bySupervisor], func(t *testing.T) {
+			if !bySupervisor && os.Geteuid() != 0 {
+				testenv.Require(t, false, "namespaces for the hostname need root")
+			}
+			before := mounts()
+			p := &policy.Policy{FSRead: read, Name: "views-1", Env: []string{"PATH=/usr/bin:/bin"}}
+			outR, outW, _ := os.Pipe()
+			errR, errW, _ := os.Pipe()
+			go func() { io.Copy(io.Discard, errR); errR.Close() }()
+			script := "cat /etc/hostname; hostname; uname -n; cat /etc/passwd || echo no-etc; (echo x >/etc/hostname) || echo read-only"
+			res, err := Run(p, Command{Path: "sh", Args: []string{"sh", "-c", script}, Stdout: outW, Stderr: errW},
+				&Options{Stats: true, HostnameBySupervisor: bySupervisor})
+			outW.Close()
+			errW.Close()
+			var out bytes.Buffer
+			out.ReadFrom(outR)
+			outR.Close()
+			if err != nil || res.ExitCode != 0 {
+				t.Fatalf("%v, %+v, output %q", err, res, out.String())
+			}
+			if diff := cmp.Diff("views-1\nviews-1\nviews-1\nno-etc\nread-only\n", out.String()); diff != "" {
+				t.Errorf("views (-want +got):\n%s", diff)
+			}
+			opens := res.Stats.Notifications["openat"] + res.Stats.Notifications["open"] + res.Stats.Notifications["uname"]
+			if bySupervisor && opens == 0 {
+				t.Errorf("supervisor mode: no open or uname notified: %v", res.Stats.Notifications)
+			}
+			if !bySupervisor && opens != 0 {
+				t.Errorf("namespace mode: %d opens and unames notified: %v", opens, res.Stats.Notifications)
+			}
+			if diff := cmp.Diff(before, mounts()); diff != "" {
+				t.Errorf("the host's mounts changed (-before +after):\n%s", diff)
+			}
+		})
+	}
 }

@@ -70,7 +70,9 @@ func TestSlowHandlerDoesNotStall(t *testing.T) {
 	p := &policy.Policy{FSRead: systemRead(), FSWrite: []string{"/dev/null"}, Env: []string{"PATH=/usr/bin:/bin"}}
 	// uname prints the sandbox's name once its handler is released.
 	script := "uname -n & read go; for i in $(seq 30); do /bin/true; done; echo done; wait; echo end"
-	sb, err := sandbox.Start(p, sandbox.Command{Path: "sh", Args: []string{"sh", "-c", script}, Stdin: inR, Stdout: outW, Stderr: os.Stderr}, nil)
+	// uname notified: the hostname from the supervisor, not namespaces.
+	sb, err := sandbox.Start(p, sandbox.Command{Path: "sh", Args: []string{"sh", "-c", script}, Stdin: inR, Stdout: outW, Stderr: os.Stderr},
+		&sandbox.Options{HostnameBySupervisor: true})
 	inR.Close()
 	outW.Close()
 	if err != nil {

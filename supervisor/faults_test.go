@@ -28,7 +28,8 @@ func TestTargetKilledMidNotification(t *testing.T) {
 	defer outR.Close()
 	p := &policy.Policy{FSRead: systemRead(), FSWrite: []string{"/dev/null"}, MaxProcesses: 8, MaxMemory: 256 << 20, Env: []string{"PATH=/usr/bin:/bin"}}
 	script := "uname -n & u=$!; echo $u; read go; for i in $(seq 30); do /bin/true; done; echo done; wait $u; echo end $?"
-	sb, err := sandbox.Start(p, sandbox.Command{Path: "sh", Args: []string{"sh", "-c", script}, Stdin: inR, Stdout: outW, Stderr: os.Stderr}, &sandbox.Options{Stats: true})
+	sb, err := sandbox.Start(p, sandbox.Command{Path: "sh", Args: []string{"sh", "-c", script}, Stdin: inR, Stdout: outW, Stderr: os.Stderr},
+		&sandbox.Options{Stats: true, HostnameBySupervisor: true}) // uname notified
 	inR.Close()
 	outW.Close()
 	if err != nil {

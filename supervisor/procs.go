@@ -1,6 +1,8 @@
 package supervisor
 
 import (
+	"sync"
+
 	"github.com/sandlock/sandlock/internal/sys"
 	"golang.org/x/sys/unix"
 )
@@ -370,10 +372,30 @@ func (w *worker) adoptOrphans() {
 		}
 	})
 	for _, c := range w.pids {
-		if !s.live(s.pids.load(c)) && s.isSandboxed(w, c) {
+		if !s.live(s.pids.load(c)) && s.isSandboxed(w, c) && !s.othersRoot(c) {
 			w.register(c, s.selfPid, nil, -1)
 		}
 	}
+}
+
+// roots maps the first process of every supervisor in this process to its
+// supervisor. A program running several sandboxes at once has all their
+// first processes (and the orphans of their descendants) as children, all
+// sandboxed: a supervisor adopting orphans must leave the others' alone.
+var roots sync.Map // int32 -> *Supervisor
+
+// othersRoot reports whether pid is, or is in the process group of, the
+// first process of another supervisor of this process.
+func (s *Supervisor) othersRoot(pid int32) bool {
+	if o, ok := roots.Load(pid); ok && o != s {
+		return true
+	}
+	if pg, err := unix.Getpgid(int(pid)); err == nil && int32(pg) != pid {
+		if o, ok := roots.Load(int32(pg)); ok && o != s {
+			return true
+		}
+	}
+	return false
 }
 
 // isSandboxed reports whether a child of sandlock runs under a seccomp
@@ -577,6 +599,8 @@ func (s *Supervisor) ReapOrphan(pid int) bool {
 // RegisterRoot records the sandbox's first process once the spawn returned
 // it, unless it registered itself already with an early notification.
 func (s *Supervisor) RegisterRoot(pid int) {
+	roots.Store(int32(pid), s)
+	s.rootPid.Store(int32(pid))
 	w := s.newWorker(s.shards - 1)
 	p := s.arena.resolve(s.pids.load(int32(pid)))
 	if p == nil || !p.has(stLive) {

@@ -161,6 +161,7 @@ type Supervisor struct {
 	mirror   atomic.Pointer[mirror]
 
 	firstForkDone atomic.Bool
+	rootPid       atomic.Int32 // the first process (RegisterRoot), in roots
 	firstForkMu   sync.Mutex
 	firstForkErr  error
 
@@ -380,6 +381,7 @@ func (s *Supervisor) Stop() {
 		return
 	}
 	s.stopping.Store(true)
+	roots.CompareAndDelete(s.rootPid.Load(), s)
 	s.wakeAttached() // workers never started see no listener and leave
 	if s.mem != nil {
 		close(s.stopResync)
