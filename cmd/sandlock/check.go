@@ -39,6 +39,11 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "  SYNC_WAKE_UP       %s (6.6+; ~3x cheaper notifications)\n", yes(r.SyncWakeUp))
 	fmt.Fprintf(stdout, "io_uring:           %s\n", errs(r.IOUring))
 	fmt.Fprintf(stdout, "pidfd:              %s\n", errs(r.Pidfd))
+	host := "namespaces (uname and opens answered by the kernel)"
+	if err := confine.ProbeVirtualHostname(); err != nil {
+		host = "supervisor, every open notified (namespaces: " + err.Error() + ")"
+	}
+	fmt.Fprintf(stdout, "Hostname:           %s\n", host)
 	arch := "supported"
 	if !r.ArchSupported {
 		arch = "NOT supported"

@@ -349,7 +349,7 @@ func TestCheck(t *testing.T) {
 	if err != nil {
 		t.Fatalf("check failed: %v\n%s", err, out)
 	}
-	for _, want := range []string{"Landlock:", "ABI", "User notification:", "io_uring:", "pidfd:", "Platform:", "Status:             OK"} {
+	for _, want := range []string{"Landlock:", "ABI", "User notification:", "io_uring:", "pidfd:", "Hostname:", "Platform:", "Status:             OK"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("check output lacks %q:\n%s", want, out)
 		}

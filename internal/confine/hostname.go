@@ -2,6 +2,7 @@ package confine
 
 import (
 	"fmt"
+	"runtime"
 	"unsafe"
 
 	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
@@ -91,4 +92,20 @@ func AllowReadFile(rulesetFD, fd int) error {
 		return fmt.Errorf("landlock_add_rule: %w", e)
 	}
 	return nil
+}
+
+// ProbeVirtualHostname tries VirtualHostname on a thread of its own, which
+// the runtime then discards (the goroutine exits locked to it): nil when
+// sandlock can give the hostname through namespaces here.
+func ProbeVirtualHostname() error {
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		fd, err := VirtualHostname("sandlock-check")
+		if err == nil {
+			unix.Close(fd)
+		}
+		done <- err
+	}()
+	return <-done
 }
