@@ -162,6 +162,7 @@ type Supervisor struct {
 
 	firstForkDone atomic.Bool
 	rootPid       atomic.Int32 // the first process (RegisterRoot), in roots
+	wake          wakePolicy
 	firstForkMu   sync.Mutex
 	firstForkErr  error
 
@@ -703,6 +704,7 @@ func (w *worker) handle() {
 		w.settle(p, tid)
 		h(w, p)
 	}
+	s.wake.observe(s.listener, int32(w.n.Pid))
 	if w.stats != nil {
 		// Up to the reply, not after it: the reply wakes the process,
 		// which often preempts this thread inside the ioctl, and that wait
