@@ -49,11 +49,12 @@ type Loop struct {
 	window  time.Duration // how long a partial batch may wait
 }
 
-// SetGather makes the loop wake once n completions are ready, or window
-// after the first one, instead of at each: exits then arrive in batches
-// and a fork-heavy sandbox costs the reaper one wake-up per batch. Call it
-// before Start; a loop that also delivers latency-sensitive completions
-// (onOther) should not gather.
+// SetGather makes the loop, woken by a completion while fewer than n are
+// ready, wait window more before it delivers: exits then arrive in batches
+// and a fork-heavy sandbox costs the reaper two wake-ups (the poller's and
+// a timer's) per batch instead of one per exit. Call it before Start; a
+// loop that also delivers latency-sensitive completions (onOther) should
+// not gather.
 func (l *Loop) SetGather(n int, window time.Duration) {
 	l.gather, l.window = n, window
 }

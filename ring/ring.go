@@ -19,7 +19,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"time"
 	"unsafe"
 
 	iosys "github.com/iceber/iouring-go/syscall"
@@ -31,8 +30,6 @@ const (
 	pollAddMulti     = 1 << 0  // IORING_POLL_ADD_MULTI, in sqe.len
 	cqeFMore         = 1 << 1  // IORING_CQE_F_MORE
 	featRsrcTags     = 1 << 10 // IORING_FEAT_RSRC_TAGS (5.13, the release that added multishot poll)
-	featExtArg       = 1 << 8  // IORING_FEAT_EXT_ARG (5.11): io_uring_enter takes a timeout
-	enterExtArg      = 1 << 3  // IORING_ENTER_EXT_ARG
 	sqeSize          = 64
 	cqeSize          = 16
 	enterGetEvents   = 1 << 0
@@ -74,7 +71,6 @@ type Options struct {
 type Ring struct {
 	fd        int
 	multishot bool
-	extArg    bool
 	closed    atomic.Bool
 
 	mem  []byte // SQ and CQ rings (one mapping with IORING_FEAT_SINGLE_MMAP)
@@ -112,7 +108,7 @@ func New(o Options) (*Ring, error) {
 			return nil, fmt.Errorf("io_uring_setup: %w", err)
 		}
 	}
-	r := &Ring{fd: fd, multishot: p.Features&featRsrcTags != 0 && !o.NoMultishot, extArg: p.Features&featExtArg != 0}
+	r := &Ring{fd: fd, multishot: p.Features&featRsrcTags != 0 && !o.NoMultishot}
 	if err := r.mapRings(&p); err != nil {
 		unix.Close(fd)
 		return nil, err
@@ -397,54 +393,4 @@ func (r *Ring) openPollFile() {
 		return
 	}
 	r.pollFile = os.NewFile(uintptr(fd), "io_uring")
-}
-
-// geteventsArg is struct io_uring_getevents_arg.
-type geteventsArg struct {
-	sigmask   uint64
-	sigmaskSz uint32
-	minWait   uint32
-	ts        uint64 // *struct __kernel_timespec
-}
-
-// WaitBatch copies completions into buf once at least batch are ready or
-// timeout has passed with at least one ready, whichever comes first: the
-// reaper then wakes once per batch rather than once per completion. It
-// blocks while none is ready. Without IORING_FEAT_EXT_ARG (before 5.11) it
-// is Wait. Only one goroutine may reap.
-func (r *Ring) WaitBatch(buf []CQE, batch int, timeout time.Duration) (int, error) {
-	if !r.extArg || batch <= 1 {
-		return r.Wait(buf)
-	}
-	batch = min(batch, len(buf))
-	for {
-		if r.closed.Load() {
-			return 0, ErrClosed
-		}
-		ready := int(atomic.LoadUint32(r.cqTail) - atomic.LoadUint32(r.cqHead))
-		if ready >= batch {
-			return r.Reap(buf), r.Submit()
-		}
-		want := batch
-		if ready == 0 {
-			// Nothing yet: sleep until the first, then give the batch
-			// its time.
-			if _, err := r.enter(1, enterGetEvents); err != nil {
-				return 0, err
-			}
-			continue
-		}
-		ts := unix.NsecToTimespec(int64(timeout))
-		arg := geteventsArg{ts: uint64(uintptr(unsafe.Pointer(&ts)))}
-		toSubmit := r.published.Load() - atomic.LoadUint32(r.sqHead)
-		_, _, e := unix.Syscall6(iosys.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(toSubmit), uintptr(want),
-			enterGetEvents|enterExtArg, uintptr(unsafe.Pointer(&arg)), unsafe.Sizeof(arg))
-		runtime.KeepAlive(&ts)
-		switch e {
-		case 0, unix.ETIME, unix.EINTR:
-			return r.Reap(buf), nil
-		default:
-			return 0, fmt.Errorf("io_uring_enter: %w", e)
-		}
-	}
 }

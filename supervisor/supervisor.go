@@ -573,10 +573,10 @@ var holdingP atomic.Bool
 // holdPOK reports whether a worker may wait holding its P: the process
 // has two Ps or more, and the runtime's preemption signal is on (it is
 // what frees the P for a stop-the-world: GODEBUG=asyncpreemptoff=1 turns
-// it off).
-func holdPOK() bool {
+// it off). Asked once: GOMAXPROCS takes the scheduler's lock.
+var holdPOK = sync.OnceValue(func() bool {
 	return runtime.GOMAXPROCS(0) >= 2 && !strings.Contains(os.Getenv("GODEBUG"), "asyncpreemptoff=1")
-}
+})
 
 // wait returns once the listener has a notification (or is hung up), false
 // when a signal interrupted the wait. The sole receiver of a supervisor
