@@ -104,13 +104,23 @@ func (l *Loop) run() error {
 	cqes := make([]ring.CQE, l.batch)
 	exits := make([]uint64, 0, l.batch)
 	for {
-		// The goroutine parks in the Go poller while the ring is idle
-		// (WaitParked); a partial batch is given its window by a timer,
-		// not by a thread blocked in io_uring_enter.
-		n, err := l.r.WaitParked(cqes)
-		if err == nil && n < l.gather && l.window > 0 && !hasStop(cqes[:n]) {
-			time.Sleep(l.window)
-			n += l.r.Reap(cqes[n:])
+		// A gathering loop (exits only) parks in the Go poller while the
+		// ring is idle (WaitParked); a partial batch is given its window by
+		// a timer, not by a thread blocked in io_uring_enter. A loop that
+		// also delivers other completions (the seccomp listener polled on
+		// the ring) waits in io_uring_enter, which runs the completions'
+		// task work itself: parked, the listener's completions could wait
+		// for good (a sandbox hung in its first notified mmap).
+		var n int
+		var err error
+		if l.gather > 1 {
+			n, err = l.r.WaitParked(cqes)
+			if err == nil && n < l.gather && l.window > 0 && !hasStop(cqes[:n]) {
+				time.Sleep(l.window)
+				n += l.r.Reap(cqes[n:])
+			}
+		} else {
+			n, err = l.r.Wait(cqes)
 		}
 		if err != nil {
 			if errors.Is(err, unix.EINTR) {

@@ -213,3 +213,33 @@ func TestOrphansOfAnotherSandbox(t *testing.T) {
 		t.Fatalf("the other sandbox said %q, want done", sc.Text())
 	}
 }
+
+// TestRingMode runs notified work with the listener polled through the
+// io_uring (Options.UseRing): a regression, the reaper once parked in the
+// Go poller there and a sandbox hung in its first notified mmap.
+func TestRingMode(t *testing.T) {
+	requireKernel(t)
+	for i := 0; i < 3; i++ {
+		done := make(chan struct{})
+		var res *Result
+		var err error
+		go func() {
+			defer close(done)
+			p := &policy.Policy{FSRead: systemRead(), MaxProcesses: 8, MaxMemory: 256 << 20, Env: []string{"PATH=/usr/bin:/bin"}}
+			res, err = Run(p, Command{Path: "sh", Args: []string{"sh", "-c", "for i in 1 2 3 4 5; do /bin/true; read h </etc/hostname; done"}},
+				&Options{UseRing: true, Stats: true})
+		}()
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+			// Not a timing assertion: the run takes milliseconds.
+			t.Fatal("a sandbox supervised through the ring hung")
+		}
+		if err != nil || res.ExitCode != 0 {
+			t.Fatalf("run %d: %v, %+v", i, err, res)
+		}
+		if res.Stats.Total == 0 {
+			t.Fatalf("run %d: no notification went through the ring", i)
+		}
+	}
+}
