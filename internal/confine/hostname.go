@@ -19,12 +19,14 @@ import (
 //
 // The thread must be locked to itself for good: it is never handed back to
 // the Go scheduler. The namespaces need CAP_SYS_ADMIN (sandlock run as
-// root, as build farms often are), and the file comes from a tmpfs made with
-// the new mount API and cloned out of it while detached (open_tree on a
-// detached mount: Linux 6.18 allows it, older kernels may not); when any
-// step fails the caller keeps the supervisor's virtualization, which works
-// anywhere. The new mount namespace is a slave of the host's: mounts made
-// on the host later still appear inside, nothing made inside leaks out.
+// root, as build farms often are), /etc/hostname must exist and /proc be
+// mounted: the file is /proc/sys/kernel/hostname, which shows the reader's
+// UTS name, bound read-only over it. When any step fails the caller keeps
+// the supervisor's virtualization, which works anywhere (its filter
+// notifies uname and open, so a half-made namespace changes nothing the
+// command sees). The new mount namespace is a slave of the host's: mounts
+// made on the host later still appear inside, nothing made inside leaks
+// out.
 //
 // It returns an O_PATH descriptor of the file, for AllowReadFile (the
 // file must stay readable when /etc is not).
@@ -33,9 +35,9 @@ func VirtualHostname(name string) (fd int, err error) {
 		return -1, fmt.Errorf("hostname %q: 1 to 64 bytes", name)
 	}
 	// Raw syscalls: the forking thread keeps its P. Made the Go way, a
-	// syscall as slow as unshare lets sysmon take the P away, and getting
-	// one back behind the supervisor's spinning worker cost a millisecond
-	// of launch here.
+	// syscall as slow as unshare lets sysmon take the P away; a traced
+	// launch then waited a millisecond to get one back behind the
+	// supervisor's spinning worker.
 	if _, e := rawCall(unix.SYS_UNSHARE, unix.CLONE_NEWNS|unix.CLONE_NEWUTS); e != 0 {
 		return -1, fmt.Errorf("unshare: %w", e)
 	}
