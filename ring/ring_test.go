@@ -1,9 +1,7 @@
 package ring
 
 import (
-	"os"
 	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -283,7 +281,7 @@ func TestWaitParked(t *testing.T) {
 	}()
 	// Parked: no thread of this process is inside io_uring_enter.
 	time.Sleep(50 * time.Millisecond)
-	if n := threadsIn(t, "io_uring_enter"); n != 0 {
+	if n := testenv.ThreadsInSyscall(unix.SYS_IO_URING_ENTER); n != 0 {
 		t.Fatalf("%d threads blocked in io_uring_enter while parked", n)
 	}
 	signal(t, fd)
@@ -309,23 +307,4 @@ func TestWaitParked(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Close did not end the parked wait")
 	}
-}
-
-// threadsIn counts this process's threads whose current syscall is name
-// (io_uring_enter: 426 on both architectures).
-func threadsIn(t *testing.T, name string) int {
-	t.Helper()
-	nr := map[string]string{"io_uring_enter": "426"}[name]
-	ents, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, e := range ents {
-		b, err := os.ReadFile("/proc/self/task/" + e.Name() + "/syscall")
-		if err == nil && strings.HasPrefix(string(b), nr+" ") {
-			n++
-		}
-	}
-	return n
 }

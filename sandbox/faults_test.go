@@ -11,6 +11,7 @@ import (
 
 	"github.com/sandlock/sandlock/internal/testenv"
 	"github.com/sandlock/sandlock/policy"
+	"golang.org/x/sys/unix"
 )
 
 // TestListenerClosedEarly stops the supervisor (closing the seccomp
@@ -112,7 +113,7 @@ func TestCollectWhileSupervisorIdle(t *testing.T) {
 	// The sole receiver is now waiting in ppoll holding its P; the test
 	// means nothing otherwise.
 	deadline := time.Now().Add(10 * time.Second)
-	for threadsInPpoll(t) == 0 {
+	for testenv.ThreadsInSyscall(unix.SYS_PPOLL) == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("no supervisor thread waits in ppoll")
 		}
@@ -149,25 +150,6 @@ func TestCollectWhileSupervisorIdle(t *testing.T) {
 	}
 	inW.Close()
 	<-exited
-}
-
-// threadsInPpoll counts this process's threads blocked in ppoll.
-func threadsInPpoll(t *testing.T) int {
-	t.Helper()
-	nr := map[string]string{"amd64": "271", "arm64": "73"}[runtime.GOARCH]
-	testenv.Require(t, nr != "", "ppoll's number on "+runtime.GOARCH)
-	ents, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, e := range ents {
-		b, err := os.ReadFile("/proc/self/task/" + e.Name() + "/syscall")
-		if err == nil && strings.HasPrefix(string(b), nr+" ") {
-			n++
-		}
-	}
-	return n
 }
 
 // TestOrphansOfAnotherSandbox: two sandboxes in one program. The first

@@ -84,3 +84,21 @@ func Live(match func(pid int, cmdline []byte) bool) int {
 	}
 	return n
 }
+
+// ThreadsInSyscall counts this process's threads whose current syscall is
+// number nr (from /proc/self/task/*/syscall).
+func ThreadsInSyscall(nr int) int {
+	ents, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return 0
+	}
+	prefix := strconv.Itoa(nr) + " "
+	n := 0
+	for _, e := range ents {
+		b, err := os.ReadFile("/proc/self/task/" + e.Name() + "/syscall")
+		if err == nil && strings.HasPrefix(string(b), prefix) {
+			n++
+		}
+	}
+	return n
+}
