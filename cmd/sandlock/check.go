@@ -36,7 +36,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "Seccomp filter:     %s\n", yes(r.SeccompFilter))
 	fmt.Fprintf(stdout, "User notification:  %s\n", yes(r.UserNotif))
 	fmt.Fprintf(stdout, "  WAIT_KILLABLE_RECV %s (5.19+)\n", yes(r.WaitKillableRecv))
-	fmt.Fprintf(stdout, "  SYNC_WAKE_UP       %s (6.6+; ~3x cheaper notifications)\n", yes(r.SyncWakeUp))
+	fmt.Fprintf(stdout, "  SYNC_WAKE_UP       %s (6.6+; cheaper notifications, see README)\n", yes(r.SyncWakeUp))
 	fmt.Fprintf(stdout, "io_uring:           %s\n", errs(r.IOUring))
 	fmt.Fprintf(stdout, "pidfd:              %s\n", errs(r.Pidfd))
 	host := "namespaces (uname and opens answered by the kernel)"
