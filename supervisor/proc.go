@@ -13,6 +13,7 @@ const (
 	stRoot                 // the sandbox's first process (waited by the sandbox)
 	stSelf                 // sandlock itself (its spawn thread's forks)
 	stOurChild             // sandlock is its parent: sandlock reaps it
+	stReady                // registration finished: its exit may be settled
 )
 
 const (

@@ -88,6 +88,9 @@ func (w *worker) registerFD(pid, ppid int32, parent *proc, markerTid int32, fd i
 		s.arena.recycle(p)
 		return s.arena.resolve(got)
 	}
+	if registerHook != nil {
+		registerHook(p)
+	}
 	// The process slot: the marker of the fork that made it.
 	if parent == nil {
 		parent = s.arena.resolve(s.pids.load(ppid))
@@ -118,16 +121,25 @@ func (w *worker) registerFD(pid, ppid int32, parent *proc, markerTid int32, fd i
 	} else if mem > 0 {
 		s.mem.Release(w.shard, mem)
 	}
+	if m := s.mirror.Load(); m != nil {
+		m.set(p)
+	}
+	// From here on its exit may be settled. Until now the record was live
+	// (visible to the scans) but not ready: settling it earlier (a slow
+	// path polling every pidfd finds it dead) would recycle it before it
+	// holds its slot, and the slot taken above would never be given back.
+	p.setState(stReady)
 	if !p.has(stRoot) {
 		// The first process is waited for by the sandbox itself. Without
 		// a watch, an exit is still found by the slow path.
 		s.watch(fd, r)
 	}
-	if m := s.mirror.Load(); m != nil {
-		m.set(p)
-	}
 	return p
 }
+
+// registerHook, when set (by tests only), runs in registerFD once the record
+// is live, before it is ready.
+var registerHook func(*proc)
 
 // takeMarkerFor takes the marker of the fork that created child: the only
 // one if the parent has one fork in flight, otherwise the one whose thread
@@ -316,7 +328,7 @@ func (s *Supervisor) onExits(tokens []uint64) {
 // exited takes a process's exit into account (once).
 func (w *worker) exited(p *proc) {
 	s := w.s
-	if !p.setState(stExited) {
+	if !p.has(stLive) || !p.setState(stExited) { // recycled, or settled
 		return
 	}
 	if m := p.mem.Swap(0); m > 0 {
@@ -450,7 +462,7 @@ func (w *worker) recheckZombies() {
 // finalize releases what a reaped process held and recycles its record.
 func (w *worker) finalize(p *proc) {
 	s := w.s
-	if !p.setState(stGone) {
+	if !p.has(stLive) || !p.setState(stGone) { // recycled, or finalized
 		return
 	}
 	if p.has(stCounted) {
@@ -552,8 +564,8 @@ func (w *worker) pollExits() {
 	for i := uint32(0); i < n; i++ {
 		p := s.arena.get(i)
 		st := p.state.Load()
-		if st&stLive == 0 || st&(stGone|stExited|stSelf) != 0 {
-			continue
+		if st&(stLive|stReady) != stLive|stReady || st&(stGone|stExited|stSelf) != 0 {
+			continue // not registered, or not completely yet
 		}
 		if fd := p.pidfd.Load(); fd >= 0 {
 			pfd := [1]unix.PollFd{{Fd: fd, Events: unix.POLLIN}}
@@ -575,8 +587,8 @@ func (s *Supervisor) ReapOrphan(pid int) bool {
 	s.reclaimMu.Lock()
 	defer s.reclaimMu.Unlock()
 	p := s.arena.resolve(s.pids.load(int32(pid)))
-	if p == nil || !p.has(stLive) || p.has(stGone) || p.has(stSelf) || p.pid.Load() != int32(pid) {
-		return false
+	if p == nil || !p.has(stLive|stReady) || p.has(stGone) || p.has(stSelf) || p.pid.Load() != int32(pid) {
+		return false // a record being registered is settled on a later round
 	}
 	fd := int(p.pidfd.Load())
 	if fd < 0 {
@@ -615,14 +627,23 @@ func (s *Supervisor) RegisterRoot(pid int) {
 // ReleaseRoot recycles the first process's record after the sandbox reaped
 // it.
 func (s *Supervisor) ReleaseRoot() {
-	if p := s.arena.resolve(ref(s.root.Load())); p != nil {
-		w := s.newWorker(s.shards - 1)
-		s.reclaimMu.Lock()
-		defer s.reclaimMu.Unlock()
-		w.exits = w.exits[:0]
-		w.exited(p)
-		w.settleExits()
+	if s.root.Load() == 0 {
+		return
 	}
+	w := s.newWorker(s.shards - 1)
+	s.reclaimMu.Lock()
+	defer s.reclaimMu.Unlock()
+	// Resolved under the mutex: a slow path polling every pidfd may have
+	// settled the exit meanwhile and recycled the record. Settling it again
+	// through a pointer taken before would recycle it twice, and two
+	// processes would later share one record (and one process slot).
+	p := s.arena.resolve(ref(s.root.Load()))
+	if p == nil {
+		return
+	}
+	w.exits = w.exits[:0]
+	w.exited(p)
+	w.settleExits()
 }
 
 // identify returns tid's thread group and parent. A thread-group leader
