@@ -22,6 +22,7 @@ import (
 const (
 	kindShift = 56
 	kindExit  = 0
+	kindWake  = 0xfe
 	kindStop  = 0xff
 	// KindOther is the first kind a caller may use for its own requests on
 	// the shared ring (see Loop.Ring).
@@ -47,6 +48,9 @@ type Loop struct {
 	batch   int
 	gather  int           // completions worth waking for (SetGather)
 	window  time.Duration // how long a partial batch may wait
+	// beforeReap runs on the loop's goroutine after a wake-up (and the
+	// gathering window), before the completions are reaped (SetBeforeReap).
+	beforeReap func()
 }
 
 // SetGather makes the loop, woken by a completion while fewer than n are
@@ -57,6 +61,42 @@ type Loop struct {
 // not gather.
 func (l *Loop) SetGather(n int, window time.Duration) {
 	l.gather, l.window = n, window
+}
+
+// SetBeforeReap makes the loop call f on its goroutine every time it wakes,
+// after the gathering window and before it reaps: f may Arm watches, whose
+// polls are then submitted from the loop's thread. Call it before Start.
+func (l *Loop) SetBeforeReap(f func()) { l.beforeReap = f }
+
+// Arm queues a one-shot poll on pidfd like Watch, without submitting it; the
+// next Flush (or any submission) hands it to the kernel. A poll submitted on
+// a process that has exited already completes at once, in the submitting
+// call, without waking anybody later.
+func (l *Loop) Arm(pidfd int, token uint64) error {
+	if token > tokenMask {
+		return fmt.Errorf("pidwatch: token %#x too large", token)
+	}
+	if err := l.r.PollAdd(pidfd, unix.POLLIN, false, Tag(kindExit, token)); err != nil {
+		return fmt.Errorf("pidwatch: arm pidfd %d: %w", pidfd, err)
+	}
+	return nil
+}
+
+// Flush submits what Arm queued.
+func (l *Loop) Flush() error {
+	if err := l.r.Submit(); err != nil {
+		return fmt.Errorf("pidwatch: submit: %w", err)
+	}
+	return nil
+}
+
+// Wake makes the loop wake up (and run its SetBeforeReap hook) soon, from
+// any goroutine: a no-op request completes at once in this call.
+func (l *Loop) Wake() error {
+	if err := l.r.Nop(Tag(kindWake, 0)); err != nil {
+		return fmt.Errorf("pidwatch: wake: %w", err)
+	}
+	return l.Flush()
 }
 
 // New returns a loop over r. onExits receives the tokens of every pidfd that
@@ -115,8 +155,13 @@ func (l *Loop) run() error {
 		var err error
 		if l.gather > 1 {
 			n, err = l.r.WaitParked(cqes)
-			if err == nil && n < l.gather && l.window > 0 && !hasStop(cqes[:n]) {
-				time.Sleep(l.window)
+			if err == nil && !hasStop(cqes[:n]) {
+				if n < l.gather && l.window > 0 {
+					time.Sleep(l.window)
+				}
+				if l.beforeReap != nil {
+					l.beforeReap()
+				}
 				n += l.r.Reap(cqes[n:])
 			}
 		} else {
@@ -134,6 +179,7 @@ func (l *Loop) run() error {
 			switch Kind(c.UserData) {
 			case kindExit:
 				exits = append(exits, c.UserData&tokenMask)
+			case kindWake:
 			case kindStop:
 				stopping = true
 			default:

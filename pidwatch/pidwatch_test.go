@@ -111,3 +111,98 @@ func TestOtherKinds(t *testing.T) {
 		t.Fatal("no completion")
 	}
 }
+
+// TestDeferredArming drives the deferred watches the supervisor uses: Wake
+// runs the hook on the loop's goroutine, which Arms one process that has
+// exited already and one still running; both exits are delivered once (the
+// first from the submitting call itself), and the wake-up is not an exit.
+func TestDeferredArming(t *testing.T) {
+	r, err := ring.New(ring.Options{Entries: 16})
+	testenv.Require(t, err == nil, "io_uring unavailable")
+	defer r.Close()
+	exits := make(chan uint64, 8)
+	l := New(r, 16, func(tokens []uint64) {
+		for _, tok := range tokens {
+			exits <- tok
+		}
+	}, nil)
+	l.SetGather(8, time.Millisecond)
+
+	// A process that has exited (a zombie, so that its pidfd opens).
+	zombie := exec.Command("/bin/true")
+	if err := zombie.Start(); err != nil {
+		t.Fatal(err)
+	}
+	zfd, err := unix.PidfdOpen(zombie.Process.Pid, 0)
+	testenv.Require(t, err == nil, "pidfd_open")
+	defer unix.Close(zfd)
+	var zinfo unix.Siginfo
+	if err := unix.Waitid(unix.P_PIDFD, zfd, &zinfo, unix.WEXITED|unix.WNOWAIT, nil); err != nil {
+		t.Fatal(err)
+	}
+	defer zombie.Wait()
+
+	live := exec.Command("/bin/sh", "-c", "read x")
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	live.Stdin = newFile(p[0])
+	if err := live.Start(); err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(p[0])
+	lfd, err := unix.PidfdOpen(live.Process.Pid, 0)
+	testenv.Require(t, err == nil, "pidfd_open")
+	defer unix.Close(lfd)
+
+	hooked := make(chan struct{}, 4)
+	var once sync.Once
+	l.SetBeforeReap(func() {
+		once.Do(func() {
+			if err := l.Arm(zfd, 1); err != nil {
+				t.Error(err)
+			}
+			if err := l.Arm(lfd, 2); err != nil {
+				t.Error(err)
+			}
+			if err := l.Flush(); err != nil {
+				t.Error(err)
+			}
+		})
+		hooked <- struct{}{}
+	})
+	l.Start()
+	defer l.Stop()
+	if err := l.Wake(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-hooked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Wake did not run the hook")
+	}
+	select {
+	case tok := <-exits:
+		if tok != 1 {
+			t.Fatalf("first exit %d, want the zombie's (1)", tok)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the exited process armed late was not reported")
+	}
+	unix.Close(p[1]) // the live one exits
+	live.Wait()
+	select {
+	case tok := <-exits:
+		if tok != 2 {
+			t.Fatalf("second exit %d, want 2", tok)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the running process's exit was not reported")
+	}
+	select {
+	case tok := <-exits:
+		t.Fatalf("unexpected exit %d (a wake-up is not an exit)", tok)
+	case <-time.After(20 * time.Millisecond):
+	}
+}

@@ -14,6 +14,7 @@ const (
 	stSelf                 // sandlock itself (its spawn thread's forks)
 	stOurChild             // sandlock is its parent: sandlock reaps it
 	stReady                // registration finished: its exit may be settled
+	stArmed                // its exit watch is submitted (armPending)
 )
 
 const (

@@ -158,3 +158,59 @@ func waitBlocked(t *testing.T, fn string) {
 	}
 	t.Fatalf("%s never blocked on the mutex", fn)
 }
+
+// TestDeferredWatches checks that exits reach the supervisor through the
+// watches the reaper arms late (armPending), with no slow path involved: a
+// process still running when its watch is armed, and one that has exited
+// before (its poll completes as it is submitted). Every slot comes back and
+// both are reaped.
+func TestDeferredWatches(t *testing.T) {
+	arch, err := bpfprog.Native()
+	if err != nil {
+		t.Skip(err)
+	}
+	s, err := New(Config{Arch: arch, MaxProcesses: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	s.root.Store(uint64(s.self.ref())) // neither is the sandbox's first process
+
+	running := exec.Command("sleep", "100")
+	exited := exec.Command("true")
+	for _, c := range []*exec.Cmd{running, exited} {
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitZombie(t, exited.Process.Pid)
+	w := s.newWorker(0)
+	for _, c := range []*exec.Cmd{running, exited} {
+		if w.register(int32(c.Process.Pid), s.selfPid, nil, 0) == nil {
+			t.Fatalf("process %d not registered", c.Process.Pid)
+		}
+	}
+	waitFor(t, "the exited process's slot", func() bool { return s.procs.InUse() == 1 })
+	// The running one's watch is armed by now (the same pass); its exit
+	// comes through the ring.
+	running.Process.Kill()
+	waitFor(t, "the killed process's slot", func() bool { return s.procs.InUse() == 0 })
+	for _, c := range []*exec.Cmd{running, exited} {
+		waitFor(t, "the reaping of "+itoa(c.Process.Pid), func() bool {
+			_, err := os.Stat("/proc/" + itoa(c.Process.Pid))
+			return err != nil
+		})
+	}
+}
+
+// waitFor polls cond until it holds, failing after a generous deadline (a
+// wait, not a timing assertion).
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("%s: never", what)
+}

@@ -136,7 +136,10 @@ type Supervisor struct {
 	ringOK atomic.Bool
 	ring   *ring.Ring
 	loop   *pidwatch.Loop
-	reaper *worker
+	// unarmed counts processes registered since the reaper last armed
+	// their exit watches (deferred arming, see armPending).
+	unarmed atomic.Int32
+	reaper  *worker
 
 	shards    int
 	nworkers  atomic.Int32
@@ -285,18 +288,70 @@ func (s *Supervisor) ensureRing() error {
 		// per batch. A limit that looks reached meanwhile polls the
 		// pidfds itself (reclaimProcs).
 		s.loop.SetGather(32, 2*time.Millisecond)
+		s.loop.SetBeforeReap(s.armPending)
 	}
 	s.loop.Start()
 	s.ringOK.Store(true)
 	return nil
 }
 
-// watch arms the exit watch of a registered process.
+// watch arms the exit watch of a registered process. With gathered exits
+// (the default, not ring mode) the watch is deferred: the reaper arms the
+// watches of every process registered meanwhile when it next wakes, at most
+// one gathering window later (armPending).
 func (s *Supervisor) watch(fd int, r ref) error {
 	if err := s.ensureRing(); err != nil {
 		return err
 	}
-	return s.loop.Watch(fd, uint64(r))
+	if s.cfg.UseRing {
+		return s.loop.Watch(fd, uint64(r))
+	}
+	if s.unarmed.Add(1) == 1 {
+		return s.loop.Wake()
+	}
+	return nil
+}
+
+// armPending is the reaper's hook: it arms the exit watches of the
+// processes registered since it last ran, submitting their polls from its
+// own thread.
+//
+// Armed by the worker that registers it, a process's poll made its exit a
+// task for that worker's thread: the kernel woke the worker (moving it to
+// the CPU of the exit) for every exit, and xargs -P 2 over 2000 processes
+// took 1.37x bare instead of 1.17x without watches. Deferred, a
+// short-lived process has exited by the time its poll is submitted: the
+// poll completes at once, in the submitting call, and wakes nobody.
+func (s *Supervisor) armPending() {
+	if s.unarmed.Swap(0) == 0 {
+		return
+	}
+	// Under the slow path's mutex: no record is finalized (its pidfd
+	// closed) while its descriptor is read here.
+	s.reclaimMu.Lock()
+	defer s.reclaimMu.Unlock()
+	n := s.arena.n.Load()
+	armed := false
+	for i := uint32(0); i < n; i++ {
+		p := s.arena.get(i)
+		st := p.state.Load()
+		if st&(stLive|stReady) != stLive|stReady || st&(stArmed|stExited|stGone|stSelf|stRoot) != 0 {
+			continue
+		}
+		fd := p.pidfd.Load()
+		if fd < 0 {
+			continue
+		}
+		if err := s.loop.Arm(int(fd), uint64(p.ref())); err != nil {
+			s.unarmed.Add(1) // the next wake-up tries again
+			continue
+		}
+		p.setState(stArmed)
+		armed = true
+	}
+	if armed {
+		s.loop.Flush()
+	}
 }
 
 // Start begins serving listener, the seccomp user-notification fd (the
