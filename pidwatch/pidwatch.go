@@ -49,8 +49,11 @@ type Loop struct {
 	gather  int           // completions worth waking for (SetGather)
 	window  time.Duration // how long a partial batch may wait
 	// beforeReap runs on the loop's goroutine after a wake-up (and the
-	// gathering window), before the completions are reaped (SetBeforeReap).
+	// gathering window), before the completions are reaped; pending says
+	// whether it has work left, asked after each reaping pass
+	// (SetBeforeReap).
 	beforeReap func()
+	pending    func() bool
 }
 
 // SetGather makes the loop, woken by a completion while fewer than n are
@@ -65,8 +68,13 @@ func (l *Loop) SetGather(n int, window time.Duration) {
 
 // SetBeforeReap makes the loop call f on its goroutine every time it wakes,
 // after the gathering window and before it reaps: f may Arm watches, whose
-// polls are then submitted from the loop's thread. Call it before Start.
-func (l *Loop) SetBeforeReap(f func()) { l.beforeReap = f }
+// polls are then submitted from the loop's thread. After each reaping pass
+// the loop asks pending; while it reports work left (work whose Wake may
+// have been reaped in that pass), the loop does not park but runs f again
+// one window later. Call it before Start.
+func (l *Loop) SetBeforeReap(f func(), pending func() bool) {
+	l.beforeReap, l.pending = f, pending
+}
 
 // Arm queues a one-shot poll on pidfd like Watch, without submitting it; the
 // next Flush (or any submission) hands it to the kernel. A poll submitted on
@@ -143,6 +151,7 @@ func (l *Loop) Start() {
 func (l *Loop) run() error {
 	cqes := make([]ring.CQE, l.batch)
 	exits := make([]uint64, 0, l.batch)
+	again := false // the hook has work left: do not park
 	for {
 		// A gathering loop (exits only) parks in the Go poller while the
 		// ring is idle (WaitParked); a partial batch is given its window by
@@ -154,7 +163,11 @@ func (l *Loop) run() error {
 		var n int
 		var err error
 		if l.gather > 1 {
-			n, err = l.r.WaitParked(cqes)
+			if again {
+				n, err = l.r.Reap(cqes), nil
+			} else {
+				n, err = l.r.WaitParked(cqes)
+			}
 			if err == nil && !hasStop(cqes[:n]) {
 				if n < l.gather && l.window > 0 {
 					time.Sleep(l.window)
@@ -194,6 +207,7 @@ func (l *Loop) run() error {
 		if stopping {
 			return nil
 		}
+		again = l.pending != nil && l.pending()
 	}
 }
 

@@ -3,6 +3,7 @@ package pidwatch
 import (
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -171,7 +172,7 @@ func TestDeferredArming(t *testing.T) {
 			}
 		})
 		hooked <- struct{}{}
-	})
+	}, nil)
 	l.Start()
 	defer l.Stop()
 	if err := l.Wake(); err != nil {
@@ -204,5 +205,50 @@ func TestDeferredArming(t *testing.T) {
 	case tok := <-exits:
 		t.Fatalf("unexpected exit %d (a wake-up is not an exit)", tok)
 	case <-time.After(20 * time.Millisecond):
+	}
+}
+
+// TestWakeDuringHook is the regression test of deferred watches that were
+// never armed: work queued while the hook ran woke the loop with a no-op
+// that the same pass reaped, and the loop parked with the work pending
+// (xargs then ran into its process limit, every exit found by the slow
+// path). While pending reports work, the loop must run the hook again.
+func TestWakeDuringHook(t *testing.T) {
+	r, err := ring.New(ring.Options{Entries: 16})
+	testenv.Require(t, err == nil, "io_uring unavailable")
+	defer r.Close()
+	l := New(r, 16, func([]uint64) {}, nil)
+	l.SetGather(8, time.Millisecond)
+	var work atomic.Int32
+	calls := make(chan int32, 16)
+	l.SetBeforeReap(func() {
+		n := work.Swap(0)
+		calls <- n
+		if n == 1 {
+			// A second piece of work arrives now, and wakes the loop.
+			if work.Add(1) == 1 {
+				l.Wake()
+			}
+		}
+	}, func() bool { return work.Load() > 0 })
+	l.Start()
+	defer l.Stop()
+	work.Add(1)
+	l.Wake()
+	for _, want := range []int32{1, 1} {
+		for {
+			select {
+			case n := <-calls:
+				if n == 0 {
+					continue // a pass with nothing to do
+				}
+				if n != want {
+					t.Fatalf("hook took %d pieces of work, want %d", n, want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("work queued during the hook was never taken")
+			}
+			break
+		}
 	}
 }

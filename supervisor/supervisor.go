@@ -288,7 +288,7 @@ func (s *Supervisor) ensureRing() error {
 		// per batch. A limit that looks reached meanwhile polls the
 		// pidfds itself (reclaimProcs).
 		s.loop.SetGather(32, 2*time.Millisecond)
-		s.loop.SetBeforeReap(s.armPending)
+		s.loop.SetBeforeReap(s.armPending, func() bool { return s.unarmed.Load() > 0 })
 	}
 	s.loop.Start()
 	s.ringOK.Store(true)
