@@ -125,16 +125,10 @@ func (l *Loop) Ring() *ring.Ring { return l.r }
 // Watch arms a one-shot poll on pidfd; its exit will be reported with token
 // (which must fit in 56 bits).
 func (l *Loop) Watch(pidfd int, token uint64) error {
-	if token > tokenMask {
-		return fmt.Errorf("pidwatch: token %#x too large", token)
+	if err := l.Arm(pidfd, token); err != nil {
+		return err
 	}
-	if err := l.r.PollAdd(pidfd, unix.POLLIN, false, Tag(kindExit, token)); err != nil {
-		return fmt.Errorf("pidwatch: watch pidfd %d: %w", pidfd, err)
-	}
-	if err := l.r.Submit(); err != nil {
-		return fmt.Errorf("pidwatch: submit: %w", err)
-	}
-	return nil
+	return l.Flush()
 }
 
 // Start runs the reaping goroutine.
