@@ -11,6 +11,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sandlock/sandlock/bpfprog"
+	"github.com/sandlock/sandlock/internal/testenv"
+	"github.com/sandlock/sandlock/ring"
 )
 
 // TestExitSettledDuringRegistration is the regression test of a process slot
@@ -22,9 +24,7 @@ import (
 // moment; every slot must be back at the end.
 func TestExitSettledDuringRegistration(t *testing.T) {
 	arch, err := bpfprog.Native()
-	if err != nil {
-		t.Skip(err)
-	}
+	testenv.Require(t, err == nil, "no syscall table for this architecture")
 	s, err := New(Config{Arch: arch, MaxProcesses: 4})
 	if err != nil {
 		t.Fatal(err)
@@ -104,9 +104,7 @@ func itoa(v int) string { return string(appendInt(nil, int64(v))) }
 // of them never gave its slot back.
 func TestReleaseRootSettledMeanwhile(t *testing.T) {
 	arch, err := bpfprog.Native()
-	if err != nil {
-		t.Skip(err)
-	}
+	testenv.Require(t, err == nil, "no syscall table for this architecture")
 	s, err := New(Config{Arch: arch, MaxProcesses: 4})
 	if err != nil {
 		t.Fatal(err)
@@ -166,9 +164,10 @@ func waitBlocked(t *testing.T, fn string) {
 // both are reaped.
 func TestDeferredWatches(t *testing.T) {
 	arch, err := bpfprog.Native()
-	if err != nil {
-		t.Skip(err)
-	}
+	testenv.Require(t, err == nil, "no syscall table for this architecture")
+	r, err := ring.New(ring.Options{Entries: 8})
+	testenv.Require(t, err == nil, "io_uring unavailable")
+	r.Close()
 	s, err := New(Config{Arch: arch, MaxProcesses: 8})
 	if err != nil {
 		t.Fatal(err)
