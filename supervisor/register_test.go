@@ -23,13 +23,7 @@ import (
 // record, which nothing released. The hook runs that poll at the worst
 // moment; every slot must be back at the end.
 func TestExitSettledDuringRegistration(t *testing.T) {
-	arch, err := bpfprog.Native()
-	testenv.Require(t, err == nil, "no syscall table for this architecture")
-	s, err := New(Config{Arch: arch, MaxProcesses: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Stop()
+	s := newTestSupervisor(t, 4)
 
 	cmd := exec.Command("sleep", "100")
 	if err := cmd.Start(); err != nil {
@@ -103,13 +97,7 @@ func itoa(v int) string { return string(appendInt(nil, int64(v))) }
 // before, recycled it again; two processes then shared one record, and one
 // of them never gave its slot back.
 func TestReleaseRootSettledMeanwhile(t *testing.T) {
-	arch, err := bpfprog.Native()
-	testenv.Require(t, err == nil, "no syscall table for this architecture")
-	s, err := New(Config{Arch: arch, MaxProcesses: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Stop()
+	s := newTestSupervisor(t, 4)
 	cmd := exec.Command("true")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -163,16 +151,10 @@ func waitBlocked(t *testing.T, fn string) {
 // before (its poll completes as it is submitted). Every slot comes back and
 // both are reaped.
 func TestDeferredWatches(t *testing.T) {
-	arch, err := bpfprog.Native()
-	testenv.Require(t, err == nil, "no syscall table for this architecture")
 	r, err := ring.New(ring.Options{Entries: 8})
 	testenv.Require(t, err == nil, "io_uring unavailable")
 	r.Close()
-	s, err := New(Config{Arch: arch, MaxProcesses: 8})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Stop()
+	s := newTestSupervisor(t, 8)
 	s.root.Store(uint64(s.self.ref())) // neither is the sandbox's first process
 
 	running := exec.Command("sleep", "100")
@@ -212,4 +194,19 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 	}
 	t.Fatalf("%s: never", what)
+}
+
+// newTestSupervisor returns a supervisor of this machine's architecture
+// with a process limit, stopped when the test ends. Nothing receives: the
+// tests drive its workers' methods themselves.
+func newTestSupervisor(t *testing.T, maxProcs int64) *Supervisor {
+	t.Helper()
+	arch, err := bpfprog.Native()
+	testenv.Require(t, err == nil, "no syscall table for this architecture")
+	s, err := New(Config{Arch: arch, MaxProcesses: maxProcs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
 }
