@@ -307,7 +307,13 @@ func (s *Supervisor) watch(fd int, r ref) error {
 		return s.loop.Watch(fd, uint64(r))
 	}
 	if s.unarmed.Add(1) == 1 {
-		return s.loop.Wake()
+		if err := s.loop.Wake(); err != nil {
+			// Let the next registration wake the reaper: the count only
+			// triggers the pass, which finds every unarmed record by its
+			// state, this one included.
+			s.unarmed.Store(0)
+			return err
+		}
 	}
 	return nil
 }
