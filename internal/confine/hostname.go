@@ -6,6 +6,7 @@ import (
 	"unsafe"
 
 	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
+	"github.com/sandlock/sandlock/internal/sys"
 	"golang.org/x/sys/unix"
 )
 
@@ -34,48 +35,38 @@ func VirtualHostname(name string) (fd int, err error) {
 	if len(name) == 0 || len(name) > 64 {
 		return -1, fmt.Errorf("hostname %q: 1 to 64 bytes", name)
 	}
-	// Raw syscalls: the forking thread keeps its P. Made the Go way, a
+	// Raw syscalls: the calling thread keeps its P. Made the Go way, a
 	// syscall as slow as unshare lets sysmon take the P away; a traced
 	// launch then waited a millisecond to get one back behind the
 	// supervisor's spinning worker.
 	if _, e := rawCall(unix.SYS_UNSHARE, unix.CLONE_NEWNS|unix.CLONE_NEWUTS); e != 0 {
 		return -1, fmt.Errorf("unshare: %w", e)
 	}
-	if _, e := rawCall(unix.SYS_MOUNT, uintptr(unsafe.Pointer(&empty[0])), uintptr(unsafe.Pointer(&root[0])),
-		uintptr(unsafe.Pointer(&empty[0])), unix.MS_REC|unix.MS_SLAVE); e != 0 {
+	if _, e := rawCall(unix.SYS_MOUNT, uintptr(unsafe.Pointer(&sys.CEmpty[0])), uintptr(unsafe.Pointer(&sys.CRoot[0])),
+		uintptr(unsafe.Pointer(&sys.CEmpty[0])), unix.MS_REC|unix.MS_SLAVE); e != 0 {
 		return -1, fmt.Errorf("make / a slave mount: %w", e)
 	}
 	// The file: the kernel's own view of the hostname, which shows the
 	// reader's UTS namespace, bound read-only over /etc/hostname. No file
 	// to create (a tmpfs for it cost 0.2 ms of launch), nothing to clean.
-	if _, e := rawCall(unix.SYS_MOUNT, uintptr(unsafe.Pointer(&procHostname[0])), uintptr(unsafe.Pointer(&etcHostname[0])),
-		uintptr(unsafe.Pointer(&empty[0])), unix.MS_BIND); e != 0 {
+	if _, e := rawCall(unix.SYS_MOUNT, uintptr(unsafe.Pointer(&sys.CProcHostname[0])), uintptr(unsafe.Pointer(&sys.CEtcHostname[0])),
+		uintptr(unsafe.Pointer(&sys.CEmpty[0])), unix.MS_BIND); e != 0 {
 		return -1, fmt.Errorf("bind /proc/sys/kernel/hostname over /etc/hostname: %w", e)
 	}
-	if _, e := rawCall(unix.SYS_MOUNT, uintptr(unsafe.Pointer(&empty[0])), uintptr(unsafe.Pointer(&etcHostname[0])),
-		uintptr(unsafe.Pointer(&empty[0])), unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC); e != 0 {
+	if _, e := rawCall(unix.SYS_MOUNT, uintptr(unsafe.Pointer(&sys.CEmpty[0])), uintptr(unsafe.Pointer(&sys.CEtcHostname[0])),
+		uintptr(unsafe.Pointer(&sys.CEmpty[0])), unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC); e != 0 {
 		return -1, fmt.Errorf("make /etc/hostname read-only: %w", e)
 	}
 	content := []byte(name)
 	if _, e := rawCall(unix.SYS_SETHOSTNAME, uintptr(unsafe.Pointer(&content[0])), uintptr(len(name))); e != 0 {
 		return -1, fmt.Errorf("sethostname: %w", e)
 	}
-	pfd, e := rawCall(unix.SYS_OPENAT, atFDCWD, uintptr(unsafe.Pointer(&etcHostname[0])), unix.O_PATH|unix.O_CLOEXEC, 0)
+	pfd, e := rawCall(unix.SYS_OPENAT, sys.AtFDCWD, uintptr(unsafe.Pointer(&sys.CEtcHostname[0])), unix.O_PATH|unix.O_CLOEXEC, 0)
 	if e != 0 {
 		return -1, fmt.Errorf("open /etc/hostname: %w", e)
 	}
 	return int(pfd), nil
 }
-
-// NUL-terminated arguments of VirtualHostname.
-var (
-	empty        = []byte{0}
-	root         = []byte("/\x00")
-	procHostname = []byte("/proc/sys/kernel/hostname\x00")
-	etcHostname  = []byte("/etc/hostname\x00")
-	fdcwd        = unix.AT_FDCWD
-	atFDCWD      = uintptr(fdcwd)
-)
 
 func rawCall(trap uintptr, args ...uintptr) (uintptr, unix.Errno) {
 	var a [6]uintptr

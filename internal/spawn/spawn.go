@@ -1,15 +1,19 @@
 // Package spawn starts a sandbox's command the way syscall.ForkExec does
-// (vfork, set-up in the child, execve) with one step ForkExec cannot take:
-// the child enters its Landlock domain itself, between the fork and the
-// exec.
+// (vfork, set-up in the child, execve) with the steps ForkExec cannot take:
+// the child confines itself, between the fork and the exec — the hostname's
+// namespaces, capabilities, no_new_privs, its Landlock domain, the seccomp
+// filters — and hands its user-notification listener to the parent over a
+// socket.
 //
-// That keeps the forking thread, and with it every thread of sandlock, out
-// of the command's Landlock domain. Landlock lets a process signal and
-// ptrace any process of its own domain; had sandlock's thread restricted
-// itself before forking (the only way with ForkExec), the command could
-// SIGSTOP sandlock (and so outlive its timeout), kill it, or read its
-// memory through /proc. With the domain entered in the child alone, the
-// signal scope and the ptrace restriction put sandlock outside.
+// That keeps every thread of sandlock out of the command's confinement.
+// Landlock lets a process signal and ptrace any process of its own domain;
+// had a thread of sandlock restricted itself before forking (the only way
+// with ForkExec), the command could SIGSTOP sandlock (and so outlive its
+// timeout), kill it, or read its memory through /proc. With the domain
+// entered in the child alone, the signal scope and the ptrace restriction
+// put sandlock outside. And since the fork itself is made before any filter
+// exists, nothing the child does waits on the supervisor: the parent's
+// thread, suspended until the exec, never depends on another goroutine.
 //
 // The child runs on the parent's stack while the parent is suspended
 // (CLONE_VM|CLONE_VFORK), so its code is nosplit, allocates nothing and
@@ -19,6 +23,7 @@
 package spawn
 
 import (
+	"errors"
 	"fmt"
 	"os/signal"
 	"syscall"
@@ -34,6 +39,9 @@ type Attr struct {
 	Dir string
 	// Files are the child's descriptors 0, 1, 2, ... (-1 closes one).
 	Files []int
+	// CloseOthers closes every other descriptor at the exec (the child
+	// marks them all close-on-exec, in its own descriptor table).
+	CloseOthers bool
 	// Setpgid puts the child in a process group of its own.
 	Setpgid bool
 	// Foreground also makes that group the foreground group of the
@@ -45,17 +53,55 @@ type Attr struct {
 	Pdeathsig syscall.Signal
 	// LandlockFD is a Landlock ruleset the child restricts itself with
 	// (landlock_restrict_self with LandlockFlags); -1 for none. The child
-	// needs no_new_privs, which it inherits from the forking thread.
+	// needs no_new_privs (NoNewPrivs, or inherited from the forking
+	// thread) unless it has CAP_SYS_ADMIN.
 	LandlockFD    int
 	LandlockFlags uint32
+
+	// CPUs is the child's CPU mask (nil: the parent's).
+	CPUs *unix.CPUSet
+	// NoFile, when set, is the child's RLIMIT_NOFILE (soft and hard).
+	NoFile *unix.Rlimit
+	// Hostname, when not empty, gives the child a mount and a UTS
+	// namespace in which uname and /etc/hostname show it (needs
+	// CAP_SYS_ADMIN; see VirtualHostname); the Landlock ruleset, if any,
+	// is let read the file. When a step fails the child goes on in the
+	// namespaces as they are, with HostFallback as its first filter.
+	Hostname     string
+	HostFallback []unix.SockFilter
+	// DropCaps empties every capability set of the child (sandlock run
+	// as root); NoNewPrivs sets no_new_privs, which Landlock and the
+	// filters need without CAP_SYS_ADMIN.
+	DropCaps, NoNewPrivs bool
+	// Filters are seccomp programs the child installs after entering its
+	// Landlock domain, in order. With SendListener, the first gets a
+	// user-notification listener (WAIT_KILLABLE_RECV where the kernel has
+	// it), which the child sends over the socket ListenerSock (SCM_RIGHTS,
+	// a one-byte message) before its exec. No syscall the child makes
+	// after the filters waits on a supervisor: none of them is one a
+	// filter notifies.
+	Filters      [][]unix.SockFilter
+	SendListener bool
+	ListenerSock int
 }
 
-// maxFiles bounds Attr.Files.
-const maxFiles = 16
+// maxFiles bounds Attr.Files; maxFilters, Attr.Filters.
+const (
+	maxFiles   = 16
+	maxFilters = 4
+)
+
+// Seccomp constants the child uses.
+const (
+	seccompSetModeFilter   = 1
+	filterFlagNewListener  = 1 << 3
+	filterFlagWaitKillable = 1 << 5
+)
 
 // child is everything the child reads, prepared by the parent: no
-// allocation or conversion happens after the fork. The child writes step
-// and err alone.
+// allocation or conversion happens after the fork. The child writes only
+// step, err, hostNS and the descriptor numbers it hands on (in hostRule and
+// at fdSlot), while the parent is suspended.
 type child struct {
 	path       *byte
 	argv, envv **byte
@@ -70,10 +116,37 @@ type child struct {
 	llFD       uintptr
 	llFlags    uintptr
 	useLL      bool
-	reset      [65]bool // signals whose handler the child sets to SIG_DFL
-	dfl        sys.Sigaction
-	oldMask    uint64
-	pidfd      int32
+	closeRest  bool
+	cpus       *unix.CPUSet
+	nofile     *unix.Rlimit
+	// the hostname's namespaces
+	hostname *byte
+	hostLen  uintptr
+	hostRule unix.LandlockPathBeneathAttr
+	fallback unix.SockFprog
+	hostNS   bool // written by the child: the namespaces were made
+	dropCaps bool
+	nnp      bool
+	capHdr   unix.CapUserHeader
+	capData  [2]unix.CapUserData
+	filters  [maxFilters]unix.SockFprog
+	nfilters int
+	// the listener's hand-over: a one-byte message whose control data
+	// carries the descriptor (written by the child at fdSlot)
+	sock   uintptr
+	msg    unix.Msghdr
+	iov    unix.Iovec
+	data   [1]byte
+	cmsg   []byte
+	fdSlot *int32
+	reset  [65]bool // signals whose handler the child sets to SIG_DFL
+	// clone3's arguments; cleared: the kernel reset the handlers itself
+	// (CLONE_CLEAR_SIGHAND), so the child skips its loop over reset
+	cargs   cloneArgs
+	cleared bool
+	dfl     sys.Sigaction
+	oldMask uint64
+	pidfd   int32
 
 	step int
 	err  syscall.Errno
@@ -89,9 +162,16 @@ const (
 	stepDup
 	stepLandlock
 	stepExec
+	stepAffinity
+	stepNoFile
+	stepCaps
+	stepNNP
+	stepSeccomp
+	stepSendListener
 )
 
-var stepNames = [...]string{"", "setpgid", "TIOCSPGRP", "prctl(PR_SET_PDEATHSIG)", "chdir", "dup3", "landlock_restrict_self", "execve"}
+var stepNames = [...]string{"", "setpgid", "TIOCSPGRP", "prctl(PR_SET_PDEATHSIG)", "chdir", "dup3", "landlock_restrict_self", "execve",
+	"sched_setaffinity", "prlimit(RLIMIT_NOFILE)", "drop capabilities", "prctl(PR_SET_NO_NEW_PRIVS)", "seccomp(SET_MODE_FILTER)", "send the listener"}
 
 // ChildError is a failure in the child before its exec.
 type ChildError struct {
@@ -117,9 +197,16 @@ func Prepare(path string, argv, env []string, attr *Attr) (*Child, error) {
 	if len(attr.Files) > maxFiles {
 		return nil, fmt.Errorf("spawn: %d descriptors, at most %d", len(attr.Files), maxFiles)
 	}
+	if len(attr.Filters) > maxFilters {
+		return nil, fmt.Errorf("spawn: %d seccomp filters, at most %d", len(attr.Filters), maxFilters)
+	}
 	c := &child{setpgid: attr.Setpgid || attr.Foreground, foreground: attr.Foreground, ctty: uintptr(attr.Ctty),
-		pdeathsig: uintptr(attr.Pdeathsig), nfds: len(attr.Files), pidfd: -1}
+		pdeathsig: uintptr(attr.Pdeathsig), nfds: len(attr.Files), pidfd: -1,
+		cpus: attr.CPUs, nofile: attr.NoFile, dropCaps: attr.DropCaps, nnp: attr.NoNewPrivs, closeRest: attr.CloseOthers}
 	var err error
+	if err := c.prepareConfinement(attr); err != nil {
+		return nil, err
+	}
 	if c.path, err = unix.BytePtrFromString(path); err != nil {
 		return nil, err
 	}
@@ -149,15 +236,69 @@ func Prepare(path string, argv, env []string, attr *Attr) (*Child, error) {
 	// syscall, and the runtime ignores the signal anyway.
 	for sig := 1; sig < len(c.reset); sig++ {
 		s := syscall.Signal(sig)
-		c.reset[sig] = s != unix.SIGKILL && s != unix.SIGSTOP && s != unix.SIGCHLD && !signal.Ignored(s)
+		c.reset[sig] = s != unix.SIGKILL && s != unix.SIGSTOP && !signal.Ignored(s)
 	}
 	return &Child{c: c}, nil
 }
 
+// cloneArgs is struct clone_args (clone3(2)), up to the cgroup field.
+type cloneArgs struct {
+	flags, pidfd, childTID, parentTID, exitSignal, stack, stackSize, tls, setTID, setTIDSize, cgroup uint64
+}
+
+// noClone3 makes Start take its path for kernels without clone3 (tests).
+var noClone3 bool
+
+// cloneClearSighand is CLONE_CLEAR_SIGHAND (5.5+).
+const cloneClearSighand = 0x100000000
+
+// prepareConfinement fills in what the child's confinement reads.
+func (c *child) prepareConfinement(attr *Attr) error {
+	c.cargs = cloneArgs{flags: unix.CLONE_VM | unix.CLONE_VFORK | unix.CLONE_PIDFD | cloneClearSighand,
+		pidfd: uint64(uintptr(unsafe.Pointer(&c.pidfd))), exitSignal: uint64(unix.SIGCHLD)}
+	c.capHdr.Version = unix.LINUX_CAPABILITY_VERSION_3
+	for i, f := range attr.Filters {
+		if len(f) == 0 || len(f) > 0xffff {
+			return fmt.Errorf("spawn: seccomp filter %d: %d instructions", i, len(f))
+		}
+		c.filters[i] = unix.SockFprog{Len: uint16(len(f)), Filter: &f[0]}
+	}
+	c.nfilters = len(attr.Filters)
+	if attr.Hostname != "" {
+		if len(attr.Hostname) > 64 || len(attr.HostFallback) == 0 || c.nfilters == 0 {
+			return fmt.Errorf("spawn: hostname %q: 1 to 64 bytes, with a fallback filter", attr.Hostname)
+		}
+		h := []byte(attr.Hostname)
+		c.hostname, c.hostLen = &h[0], uintptr(len(h))
+		c.hostRule.Allowed_access = unix.LANDLOCK_ACCESS_FS_READ_FILE
+		c.fallback = unix.SockFprog{Len: uint16(len(attr.HostFallback)), Filter: &attr.HostFallback[0]}
+	}
+	c.sock = ^uintptr(0)
+	if attr.SendListener {
+		if c.nfilters == 0 {
+			return errors.New("spawn: a listener needs a filter")
+		}
+		c.sock = uintptr(attr.ListenerSock)
+		c.cmsg = unix.UnixRights(0)
+		c.fdSlot = (*int32)(unsafe.Pointer(&c.cmsg[unix.CmsgLen(0)]))
+		c.iov.Base, c.iov.Len = &c.data[0], 1
+		c.msg.Iov, c.msg.Iovlen = &c.iov, 1
+		c.msg.Control = &c.cmsg[0]
+		c.msg.SetControllen(len(c.cmsg))
+	}
+	return nil
+}
+
+// HostNamespaces reports whether the child made the hostname's namespaces
+// (Attr.Hostname); valid once Start has returned.
+func (ch *Child) HostNamespaces() bool { return ch.c.hostNS }
+
 // Start forks and execs the child, once, and returns its pid and a pidfd.
 // A failing execve returns its errno (a syscall.Errno); a failure of an
-// earlier step of the child, a *ChildError. The calling goroutine must be
-// locked to its thread. Start allocates only to return an error.
+// earlier step of the child, a *ChildError. The calling thread is suspended
+// until the child has exec'd or failed; the child's parent-death signal
+// (Attr.Pdeathsig) follows that thread. Start allocates only to return an
+// error.
 func (ch *Child) Start() (pid, pidfd int, err error) {
 	c := ch.c
 	if c.pdeathsig != 0 {
@@ -165,7 +306,18 @@ func (ch *Child) Start() (pid, pidfd int, err error) {
 	}
 	all := ^uint64(0)
 	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&all)), uintptr(unsafe.Pointer(&c.oldMask)), 8, 0, 0)
-	r1, err1 := rawVforkSyscall(unix.SYS_CLONE, unix.CLONE_VM|unix.CLONE_VFORK|unix.CLONE_PIDFD|uintptr(unix.SIGCHLD), 0, uintptr(unsafe.Pointer(&c.pidfd)))
+	// clone3 with CLONE_CLEAR_SIGHAND (5.5+) resets the runtime's
+	// handlers in the child in one go; older kernels get clone and the
+	// child's own loop (one rt_sigaction per signal).
+	c.cleared = true
+	r1, err1 := uintptr(0), syscall.Errno(unix.ENOSYS)
+	if !noClone3 {
+		r1, err1 = rawVforkSyscall(unix.SYS_CLONE3, uintptr(unsafe.Pointer(&c.cargs)), unsafe.Sizeof(c.cargs), 0)
+	}
+	if err1 == unix.ENOSYS || err1 == unix.EINVAL {
+		c.cleared = false
+		r1, err1 = rawVforkSyscall(unix.SYS_CLONE, unix.CLONE_VM|unix.CLONE_VFORK|unix.CLONE_PIDFD|uintptr(unix.SIGCHLD), 0, uintptr(unsafe.Pointer(&c.pidfd)))
+	}
 	if err1 == 0 && r1 == 0 {
 		childMain(c) // never returns
 	}
@@ -238,7 +390,7 @@ func childSetup(c *child) (int, syscall.Errno) {
 			return stepForeground, err
 		}
 	}
-	for sig := 1; sig < len(c.reset); sig++ {
+	for sig := 1; sig < len(c.reset) && !c.cleared; sig++ {
 		if c.reset[sig] {
 			syscall.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&c.dfl)), 0, 8, 0, 0)
 		}
@@ -252,6 +404,14 @@ func childSetup(c *child) (int, syscall.Errno) {
 			self, _, _ := syscall.RawSyscall(unix.SYS_GETPID, 0, 0, 0)
 			syscall.RawSyscall(unix.SYS_KILL, self, c.pdeathsig, 0)
 		}
+	}
+	if c.cpus != nil {
+		if _, _, err = syscall.RawSyscall(unix.SYS_SCHED_SETAFFINITY, 0, unsafe.Sizeof(*c.cpus), uintptr(unsafe.Pointer(c.cpus))); err != 0 {
+			return stepAffinity, err
+		}
+	}
+	if c.hostname != nil {
+		c.hostNS = childHostname(c)
 	}
 	if c.dir != nil {
 		if _, _, err = syscall.RawSyscall(unix.SYS_CHDIR, uintptr(unsafe.Pointer(c.dir)), 0, 0); err != 0 {
@@ -293,12 +453,136 @@ func childSetup(c *child) (int, syscall.Errno) {
 			}
 		}
 	}
+	if c.closeRest {
+		if _, _, err = syscall.RawSyscall(unix.SYS_CLOSE_RANGE, uintptr(c.nfds), ^uintptr(0), unix.CLOSE_RANGE_CLOEXEC); err != 0 {
+			return stepDup, err
+		}
+	}
+	if c.dropCaps {
+		if err = childDropCaps(c); err != 0 {
+			return stepCaps, err
+		}
+	}
+	if c.nnp {
+		if _, _, err = syscall.RawSyscall6(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0); err != 0 {
+			return stepNNP, err
+		}
+	}
 	if c.useLL {
 		if _, _, err = syscall.RawSyscall(unix.SYS_LANDLOCK_RESTRICT_SELF, c.llFD, c.llFlags, 0); err != 0 {
 			return stepLandlock, err
 		}
 	}
+	if c.nfilters > 0 {
+		if step, err := childFilters(c); err != 0 {
+			return step, err
+		}
+	}
+	// Last: the listener and the hostname's descriptor count against it.
+	if c.nofile != nil {
+		if _, _, err = syscall.RawSyscall6(unix.SYS_PRLIMIT64, 0, unix.RLIMIT_NOFILE, uintptr(unsafe.Pointer(c.nofile)), 0, 0, 0); err != 0 {
+			return stepNoFile, err
+		}
+	}
 	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&c.oldMask)), 0, 8, 0, 0)
+	return stepNone, 0
+}
+
+// childHostname makes the hostname's namespaces in the child, as
+// VirtualHostname does on a thread, and lets the Landlock ruleset read
+// /etc/hostname there. False when a step failed.
+//
+//go:nosplit
+//go:norace
+func childHostname(c *child) bool {
+	if _, _, e := syscall.RawSyscall(unix.SYS_UNSHARE, unix.CLONE_NEWNS|unix.CLONE_NEWUTS, 0, 0); e != 0 {
+		return false
+	}
+	if _, _, e := syscall.RawSyscall6(unix.SYS_MOUNT, uintptr(unsafe.Pointer(&sys.CEmpty[0])), uintptr(unsafe.Pointer(&sys.CRoot[0])),
+		uintptr(unsafe.Pointer(&sys.CEmpty[0])), unix.MS_REC|unix.MS_SLAVE, 0, 0); e != 0 {
+		return false
+	}
+	if _, _, e := syscall.RawSyscall6(unix.SYS_MOUNT, uintptr(unsafe.Pointer(&sys.CProcHostname[0])), uintptr(unsafe.Pointer(&sys.CEtcHostname[0])),
+		uintptr(unsafe.Pointer(&sys.CEmpty[0])), unix.MS_BIND, 0, 0); e != 0 {
+		return false
+	}
+	if _, _, e := syscall.RawSyscall6(unix.SYS_MOUNT, uintptr(unsafe.Pointer(&sys.CEmpty[0])), uintptr(unsafe.Pointer(&sys.CEtcHostname[0])),
+		uintptr(unsafe.Pointer(&sys.CEmpty[0])), unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, 0, 0); e != 0 {
+		return false
+	}
+	if _, _, e := syscall.RawSyscall(unix.SYS_SETHOSTNAME, uintptr(unsafe.Pointer(c.hostname)), c.hostLen, 0); e != 0 {
+		return false
+	}
+	if !c.useLL {
+		return true
+	}
+	fd, _, e := syscall.RawSyscall6(unix.SYS_OPENAT, sys.AtFDCWD, uintptr(unsafe.Pointer(&sys.CEtcHostname[0])), unix.O_PATH|unix.O_CLOEXEC, 0, 0, 0)
+	if e != 0 {
+		return false
+	}
+	c.hostRule.Parent_fd = int32(fd)
+	_, _, e = syscall.RawSyscall6(unix.SYS_LANDLOCK_ADD_RULE, c.llFD, unix.LANDLOCK_RULE_PATH_BENEATH, uintptr(unsafe.Pointer(&c.hostRule)), 0, 0, 0)
+	syscall.RawSyscall(unix.SYS_CLOSE, fd, 0, 0)
+	return e == 0
+}
+
+// childDropCaps empties the child's capability sets: bounding (dropping
+// 0, 1, ... until the kernel answers EINVAL past its last capability),
+// ambient, then permitted, effective and inheritable (capset).
+//
+//go:nosplit
+//go:norace
+func childDropCaps(c *child) syscall.Errno {
+	for cp := uintptr(0); cp < 64; cp++ {
+		_, _, e := syscall.RawSyscall6(unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, cp, 0, 0, 0, 0)
+		if e == unix.EINVAL {
+			break
+		}
+		if e != 0 {
+			return e
+		}
+	}
+	if _, _, e := syscall.RawSyscall6(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0, 0); e != 0 && e != unix.EINVAL {
+		return e
+	}
+	_, _, e := syscall.RawSyscall(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&c.capHdr)), uintptr(unsafe.Pointer(&c.capData[0])), 0)
+	return e
+}
+
+// childFilters installs the child's seccomp filters and sends the first
+// one's listener to the parent.
+//
+//go:nosplit
+//go:norace
+func childFilters(c *child) (int, syscall.Errno) {
+	first := &c.filters[0]
+	if c.hostname != nil && !c.hostNS {
+		first = &c.fallback
+	}
+	var flags uintptr
+	if c.sock != ^uintptr(0) {
+		flags = filterFlagNewListener | filterFlagWaitKillable
+	}
+	fd, _, e := syscall.RawSyscall(unix.SYS_SECCOMP, seccompSetModeFilter, flags, uintptr(unsafe.Pointer(first)))
+	if e == unix.EINVAL && flags&filterFlagWaitKillable != 0 {
+		// Kernels before 5.19 do not know WAIT_KILLABLE_RECV.
+		flags &^= filterFlagWaitKillable
+		fd, _, e = syscall.RawSyscall(unix.SYS_SECCOMP, seccompSetModeFilter, flags, uintptr(unsafe.Pointer(first)))
+	}
+	if e != 0 {
+		return stepSeccomp, e
+	}
+	for i := 1; i < c.nfilters; i++ {
+		if _, _, e = syscall.RawSyscall(unix.SYS_SECCOMP, seccompSetModeFilter, 0, uintptr(unsafe.Pointer(&c.filters[i]))); e != 0 {
+			return stepSeccomp, e
+		}
+	}
+	if flags != 0 {
+		*c.fdSlot = int32(fd)
+		if _, _, e = syscall.RawSyscall(unix.SYS_SENDMSG, c.sock, uintptr(unsafe.Pointer(&c.msg)), 0); e != 0 {
+			return stepSendListener, e
+		}
+	}
 	return stepNone, 0
 }
 

@@ -1,0 +1,54 @@
+package sys
+
+import (
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// NUL-terminated arguments of the raw syscalls (mount, openat) that give
+// a sandbox its hostname through namespaces (confine.VirtualHostname, and
+// the spawn child doing the same between fork and exec).
+var (
+	CEmpty        = []byte{0}
+	CRoot         = []byte("/\x00")
+	CProcHostname = []byte("/proc/sys/kernel/hostname\x00")
+	CEtcHostname  = []byte("/etc/hostname\x00")
+)
+
+// AtFDCWD is unix.AT_FDCWD as a raw syscall argument.
+var AtFDCWD = uintptr(atFDCWD)
+
+var atFDCWD = unix.AT_FDCWD
+
+// RecvFD receives one descriptor sent over sock with SCM_RIGHTS, with a
+// message of one byte; flags are recvmsg's (MSG_CMSG_CLOEXEC is added).
+func RecvFD(sock, flags int) (int, error) {
+	var b [1]byte
+	oob := make([]byte, unix.CmsgSpace(4))
+	for {
+		_, oobn, _, _, err := unix.Recvmsg(sock, b[:], oob, flags|unix.MSG_CMSG_CLOEXEC)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return -1, err
+		}
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil {
+			return -1, err
+		}
+		var fds []int
+		for i := range msgs {
+			f, _ := unix.ParseUnixRights(&msgs[i])
+			fds = append(fds, f...)
+		}
+		if len(fds) != 1 {
+			for _, fd := range fds {
+				unix.Close(fd)
+			}
+			return -1, fmt.Errorf("%d descriptors received, want 1", len(fds))
+		}
+		return fds[0], nil
+	}
+}
