@@ -2,10 +2,12 @@ package supervisor
 
 import (
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/sandlock/sandlock/bpfprog"
+	"github.com/sandlock/sandlock/internal/spawn"
 	"github.com/sandlock/sandlock/internal/sys"
 	"github.com/sandlock/sandlock/internal/testenv"
 	"golang.org/x/sys/unix"
@@ -31,12 +33,7 @@ func listenerOnThread(t *testing.T) int {
 			lc <- -1
 			return
 		}
-		l, err := sys.SeccompSetFilter(sys.FilterFlagNewListener, []unix.SockFilter{
-			{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: bpfprog.OffNr},
-			{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, K: uint32(nr), Jt: 0, Jf: 1},
-			{Code: unix.BPF_RET | unix.BPF_K, K: uint32(bpfprog.ActNotify)},
-			{Code: unix.BPF_RET | unix.BPF_K, K: uint32(bpfprog.ActAllow)},
-		})
+		l, err := sys.SeccompSetFilter(sys.FilterFlagNewListener, unameFilter(nr))
 		if err != nil {
 			lc <- -1
 			return
@@ -49,28 +46,95 @@ func listenerOnThread(t *testing.T) int {
 	return l
 }
 
-// TestStopWakesReceivers stops a supervisor whose workers are blocked in
-// NOTIF_RECV on a filter that still has a user: Stop must interrupt them
-// (a signal with SA_RESTART would leave them there) and return.
-func TestStopWakesReceivers(t *testing.T) {
+// unameFilter notifies uname (syscall nr) and allows everything else.
+func unameFilter(nr int) []unix.SockFilter {
+	return []unix.SockFilter{
+		{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: bpfprog.OffNr},
+		{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, K: uint32(nr), Jt: 0, Jf: 1},
+		{Code: unix.BPF_RET | unix.BPF_K, K: uint32(bpfprog.ActNotify)},
+		{Code: unix.BPF_RET | unix.BPF_K, K: uint32(bpfprog.ActAllow)},
+	}
+}
+
+// listenerProcess starts a process (sh waiting on its stdin) confined with
+// unameFilter, as sandlock starts a command, and returns the filter's
+// listener and what ends the process and reaps it: the filter has no user
+// left then.
+func listenerProcess(t *testing.T) (listener int, end func()) {
+	t.Helper()
 	arch, err := bpfprog.Native()
 	if err != nil {
 		t.Skip(err)
 	}
+	nr, _ := arch.Nr("uname")
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(pair[0])
+	defer unix.Close(pair[1])
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(p[0])
+	ch, err := spawn.Prepare("/bin/sh", []string{"sh", "-c", "read x"}, nil, &spawn.Attr{LandlockFD: -1, Files: []int{p[0], 2, 2},
+		NoNewPrivs: true, Filters: [][]unix.SockFilter{unameFilter(nr)}, SendListener: true, ListenerSock: pair[1]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, pidfd, err := ch.Start()
+	if err != nil {
+		unix.Close(p[1])
+		t.Fatal(err)
+	}
+	var once sync.Once
+	end = func() {
+		once.Do(func() {
+			unix.Close(p[1])
+			var ws unix.WaitStatus
+			unix.Wait4(pid, &ws, 0, nil)
+			unix.Close(pidfd)
+		})
+	}
+	t.Cleanup(end)
+	l, err := sys.RecvFD(pair[0], 0)
+	if err != nil {
+		t.Fatalf("no listener: %v", err)
+	}
+	return l, end
+}
+
+// receiving starts a supervisor of workers workers on listener and waits
+// until they all wait for notifications.
+func receiving(t *testing.T, workers, listener int) *Supervisor {
+	t.Helper()
+	arch, err := bpfprog.Native()
+	if err != nil {
+		t.Skip(err)
+	}
+	s, err := New(Config{Arch: arch, Workers: workers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(listener, 0); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); s.idle.Load() < int32(workers); {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d workers never all received", workers)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return s
+}
+
+// TestStopWakesReceivers stops a supervisor whose workers are blocked in
+// NOTIF_RECV on a filter that still has a user: Stop must interrupt them
+// (a signal with SA_RESTART would leave them there) and return.
+func TestStopWakesReceivers(t *testing.T) {
 	for _, workers := range []int{1, 4} {
-		s, err := New(Config{Arch: arch, Workers: workers})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Start(listenerOnThread(t), 0); err != nil {
-			t.Fatal(err)
-		}
-		for deadline := time.Now().Add(time.Minute); s.idle.Load() < int32(workers); {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d workers never all received", workers)
-			}
-			time.Sleep(time.Millisecond)
-		}
+		s := receiving(t, workers, listenerOnThread(t))
 		stopped := make(chan struct{})
 		go func() {
 			s.Stop()
@@ -84,5 +148,26 @@ func TestStopWakesReceivers(t *testing.T) {
 		if n := s.nworkers.Load(); n != 0 {
 			t.Fatalf("%d workers left after Stop", n)
 		}
+	}
+}
+
+// TestWorkersLeaveHungUpListener ends the only process using the filter
+// while workers wait on its listener (as a sandbox ends): the kernel then
+// answers every poll (POLLHUP) and every RECV (ENOENT) at once, and a
+// worker that took that ENOENT for a task dying mid-notification spun
+// until Stop, on the CPU the sandbox's last moments and sandlock's exit
+// needed. Each must leave instead.
+func TestWorkersLeaveHungUpListener(t *testing.T) {
+	for _, workers := range []int{1, 4} {
+		l, end := listenerProcess(t)
+		s := receiving(t, workers, l)
+		end()
+		for deadline := time.Now().Add(10 * time.Second); s.nworkers.Load() > 0; { // a spin, not a timing bound
+			if time.Now().After(deadline) {
+				t.Fatalf("%d of %d workers still receiving on a hung-up listener", s.nworkers.Load(), workers)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		s.Stop()
 	}
 }

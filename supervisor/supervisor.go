@@ -603,8 +603,11 @@ func (w *worker) run() {
 		if err != nil {
 			// EINTR: Stop's wakeSignal (or another signal without
 			// SA_RESTART); ENOENT: the task died between the wake-up and
-			// the receive. Anything else means the listener is gone.
-			if err == unix.EINTR || err == unix.ENOENT {
+			// the receive, or no task uses the filter any more (the
+			// sandbox is over: the kernel answers every RECV so at once,
+			// and the worker would spin). Anything else means the
+			// listener is gone.
+			if err == unix.EINTR || err == unix.ENOENT && !sys.ListenerHungUp(s.listener) {
 				continue
 			}
 			break
@@ -655,6 +658,8 @@ func (w *worker) wait() bool {
 	if s.nworkers.Load() != 1 {
 		return true
 	}
+	// A hung-up listener (see sys.ListenerHungUp) returns at once; the
+	// RECV that follows fails with ENOENT, and run ends.
 	return sys.WaitReadableHoldingP(s.listener) != unix.EINTR
 }
 

@@ -87,6 +87,9 @@ func SeccompActionAvail(action uint32) bool {
 // is what lets a stop-the-world proceed: the caller must return to Go code
 // on EINTR, never retry in a loop that makes no call. Only one goroutine
 // in the process may wait this way (it takes a P out of circulation).
+//
+// Once no task uses the listener's filter any more, it returns at once
+// (POLLHUP), as does the RECV that follows (ENOENT): see ListenerHungUp.
 func WaitReadableHoldingP(fd int) error {
 	pfd := unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
 	_, _, e := unix.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&pfd)), 1, 0, 0, 0, 0)
@@ -94,6 +97,16 @@ func WaitReadableHoldingP(fd int) error {
 		return e
 	}
 	return nil
+}
+
+// ListenerHungUp reports whether no task uses the listener's filter any
+// more: the kernel then reports POLLHUP, and no task can come to use the
+// filter again, so there is nothing left to receive.
+func ListenerHungUp(fd int) bool {
+	pfd := unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
+	var ts unix.Timespec
+	n, _, e := unix.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&pfd)), 1, uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
+	return e == 0 && n == 1 && pfd.Revents&unix.POLLIN == 0 && pfd.Revents&unix.POLLHUP != 0
 }
 
 // NotifRecv blocks until a notification arrives on the listener and fills n.
