@@ -307,10 +307,7 @@ func (sb *Sandbox) helperStart(spec *helperSpec, files []uintptr) (pid, pidfd in
 	}
 	listener := -1
 	abort := func(err error) (int, int, error) {
-		unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
-		var info unix.Siginfo
-		unix.Waitid(unix.P_PIDFD, pidfd, &info, unix.WEXITED, nil)
-		unix.Close(pidfd)
+		killReap(pidfd)
 		if listener >= 0 {
 			unix.Close(listener)
 		}
@@ -348,7 +345,7 @@ func (sb *Sandbox) helperStart(spec *helperSpec, files []uintptr) (pid, pidfd in
 				return abort(errors.New("spawn helper: unexpected descriptors"))
 			}
 			listener = fds[0]
-			if err := sb.sup.Start(listener, 0); err != nil {
+			if err := sb.sup.Start(listener); err != nil {
 				listener = -2 // Start's failure leaves it to Stop
 				return abort(err)
 			}

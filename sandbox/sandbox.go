@@ -3,20 +3,20 @@
 // enforces process and memory limits. It is the public Go API that
 // cmd/sandlock is a thin layer over.
 //
-// How the command starts. A thread is confined — capabilities dropped,
-// no_new_privs, the filter with its user-notification listener, on that
-// thread alone — and the command starts from it, inheriting all of that
-// before its first instruction, and entering the Landlock domain between
-// fork and exec (so that sandlock itself is never in it); the supervisor stays
-// unconfined in sandlock's process. Which thread depends on who calls:
+// How the command starts. The command is confined before its first
+// instruction — capabilities dropped, no_new_privs, its Landlock domain, the
+// filter with its user-notification listener — and no thread of sandlock
+// is: sandlock stays outside the command's Landlock domain, and the
+// supervisor unconfined. Who applies the confinement depends on who calls:
 //
-//   - sandlock's CLI confines a thread of its own, the forker, and forks the
-//     command from it (Options.InProcess): one Go runtime start per launch.
-//   - A library user's program gets a helper: its own binary re-executed
-//     (entered through this package's init), which confines its main thread
-//     and execs the command in place. That costs a second runtime start, but
-//     a host program's threads never wait on the supervisor, which a busy
-//     host could otherwise deadlock (see helper.go).
+//   - sandlock's CLI (Options.InProcess) forks the command with vfork, and
+//     the child confines itself between fork and exec, then hands its
+//     listener back over a socket (package spawn): one Go runtime start per
+//     launch, no thread of sandlock confined or waiting on the supervisor.
+//   - By default, a library user's program gets a helper: its own binary
+//     re-executed (entered through this package's init), which confines its
+//     main thread and execs the command in place. That costs a second
+//     runtime start (see helper.go).
 package sandbox
 
 import (
@@ -24,8 +24,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
-	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -70,19 +69,18 @@ type Options struct {
 	// to the process exit instead of being released in the background.
 	// Every sandboxed process is still killed and reaped by Wait.
 	ExitAfterWait bool
-	// InProcess forks the command from a thread of this process instead of
-	// a helper process: it saves a Go runtime start at launch. That thread,
-	// the forker, carries the filter, forks, then parks for good (the
-	// command's parent-death signal follows it); it allocates nothing once
-	// confined. The collector must be off (debug.SetGCPercent(-1)) from
-	// before any cycle could begin until Start returns: the forker's fork
-	// waits on the supervisor inside a raw syscall, which a stop-the-world
-	// would wait for in turn. It implies ExitAfterWait. sandlock's CLI uses
-	// it; a library user should not (see helper.go).
+	// InProcess forks the command from the calling goroutine's thread
+	// instead of a helper process: it saves a Go runtime start at launch
+	// (the child confines itself; see the package documentation).
+	// sandlock's CLI uses it. The command's parent-death signal (SIGKILL)
+	// follows the thread that forked it, as with syscall.ForkExec's
+	// Pdeathsig: Go ends a thread only when a goroutine exits locked to it
+	// (runtime.LockOSThread without UnlockOSThread), which a program using
+	// InProcess must not do, or a sandbox could be killed with that thread.
 	InProcess bool
 	// HostnameBySupervisor keeps the hostname's virtualization in the
-	// supervisor (uname and every open notified) where the forking thread
-	// could instead enter namespaces of its own (as root; see
+	// supervisor (uname and every open notified) where the command could
+	// instead get namespaces of its own (as root; see
 	// confine.VirtualHostname). For tests of that path.
 	HostnameBySupervisor bool
 }
@@ -166,10 +164,6 @@ type Sandbox struct {
 
 var seq atomic.Int64
 
-// spawnLock serialises the part of Start that changes process-wide state
-// (descriptors marked close-on-exec).
-var spawnLock sync.Mutex
-
 // filterOptions gives the filter p asks for.
 func filterOptions(p *policy.Policy) bpfprog.Options {
 	bo := bpfprog.Options{
@@ -252,7 +246,7 @@ func Start(p *policy.Policy, cmd Command, opts *Options) (*Sandbox, error) {
 	sb := &Sandbox{policy: p, opts: *opts, pidfd: -1, cleaned: make(chan struct{}), waited: make(chan struct{})}
 	sb.name = p.Name
 	if sb.name == "" {
-		sb.name = fmt.Sprintf("sandbox-%d-%d", os.Getpid(), seq.Add(1))
+		sb.name = "sandbox-" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(seq.Add(1), 10)
 	}
 	// Built here in both designs: its errors (a path that does not exist,
 	// a protection the kernel lacks) are the user's and typed.
@@ -274,7 +268,6 @@ func Start(p *policy.Policy, cmd Command, opts *Options) (*Sandbox, error) {
 
 	var pid, pidfd int
 	if opts.InProcess {
-		sb.opts.ExitAfterWait = true
 		pid, pidfd, err = sb.startConfined(arch, rs, path, argv, env, files)
 	} else {
 		if sb.sup, err = sb.newSupervisor(arch); err == nil {
@@ -305,8 +298,13 @@ func Start(p *policy.Policy, cmd Command, opts *Options) (*Sandbox, error) {
 	return sb, nil
 }
 
-// startConfined confines the calling thread and forks the command from it
-// (Options.InProcess), starting the supervisor on the thread's listener.
+// startConfined forks the command from the calling goroutine's thread
+// (Options.InProcess): the child confines itself — the hostname's
+// namespaces, capabilities, no_new_privs, Landlock, the filters — and hands
+// the filter's listener back over a socket before its exec (see package
+// spawn). The supervisor is made while the command starts (its dynamic
+// loader is at work on the other CPU), then serves the listener: a
+// notified syscall the command makes meanwhile waits for it.
 func (sb *Sandbox) startConfined(arch *bpfprog.Arch, rs *confine.Ruleset, path string, argv, env []string, files []uintptr) (pid, pidfd int, err error) {
 	p := sb.policy
 	filters, err := bpfprog.Filters(arch, filterOptions(p))
@@ -319,41 +317,51 @@ func (sb *Sandbox) startConfined(arch *bpfprog.Arch, rs *confine.Ruleset, path s
 			return 0, -1, err
 		}
 	}
-	sup, err := sb.newSupervisor(arch)
-	if err != nil {
-		return 0, -1, err
-	}
-	// Before the fork: the supervisor's first-fork event (the watchdog)
-	// reaches the sandbox through it.
-	sb.sup = sup
-	spawnLock.Lock()
-	defer spawnLock.Unlock()
-	// Descriptors sandlock inherited must not reach the command: mark them
-	// all close-on-exec (sandlock's own are already).
-	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
-	attr := &spawn.Attr{Dir: p.Cwd, Pdeathsig: syscall.SIGKILL, LandlockFD: -1}
+	// No descriptor but the three reaches the command: those sandlock
+	// inherited, and any a host program left inheritable, are marked
+	// close-on-exec in the child's own table.
+	attr := &spawn.Attr{Dir: p.Cwd, Pdeathsig: syscall.SIGKILL, LandlockFD: -1, CPUs: cpuSet(p), CloseOthers: true,
+		DropCaps: sys.HasAnyCap(), NoNewPrivs: true, Filters: filters}
 	for _, f := range files {
 		attr.Files = append(attr.Files, int(f))
 	}
 	// The command leads a process group of its own, in sandlock's session
-	// (as the Rust sandlock does): signals are forwarded to that group. The
-	// child makes no notified syscall before its exec, so its parent-death
-	// signal is set before anything can wait on the supervisor.
+	// (as the Rust sandlock does): signals are forwarded to that group.
 	attr.Setpgid = true
 	if p.Interactive && isTerminal(files[0]) {
 		attr.Foreground = true
 		attr.Ctty = 0
+	}
+	// Set in the child before its exec, soft and hard alike (it cannot be
+	// raised again); descendants inherit it.
+	if p.MaxOpenFiles > 0 {
+		attr.NoFile = &unix.Rlimit{Cur: uint64(p.MaxOpenFiles), Max: uint64(p.MaxOpenFiles)}
 	}
 	// The child enters the Landlock domain by itself, after the fork:
 	// no thread of sandlock is in it (see package spawn).
 	if rs != nil && rs.FD >= 0 {
 		attr.LandlockFD, attr.LandlockFlags = rs.FD, rs.Flags
 	}
+	// The hostname through namespaces where the kernel and sandlock's
+	// privileges allow (confine.VirtualHostname): the filter then leaves
+	// uname and open to the kernel. Elsewhere the child falls back to the
+	// filter with which the supervisor virtualizes the hostname.
+	if nsFilters != nil {
+		attr.Hostname, attr.HostFallback, attr.Filters = sb.name, filters[0], nsFilters
+	}
+	host := -1
+	if !p.NoSupervisor {
+		pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return 0, -1, fmt.Errorf("socketpair: %w", err)
+		}
+		host = pair[0]
+		defer unix.Close(host)
+		defer unix.Close(pair[1])
+		attr.SendListener, attr.ListenerSock = true, pair[1]
+	}
 	child, err := spawn.Prepare(path, argv, env, attr)
 	if err != nil {
-		if sup != nil {
-			sup.Stop()
-		}
 		return 0, -1, err
 	}
 	// Defence in depth: were sandlock ever in the command's Landlock
@@ -362,174 +370,56 @@ func (sb *Sandbox) startConfined(arch *bpfprog.Arch, rs *confine.Ruleset, path s
 	// CAP_SYS_PTRACE, which the command never has. Its exec makes the
 	// command dumpable again.
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
-		if sup != nil {
-			sup.Stop()
-		}
 		return 0, -1, fmt.Errorf("prctl(PR_SET_DUMPABLE): %w", err)
 	}
-	cpus := cpuSet(p)
-	if runtime.GOMAXPROCS(0) < 2 {
-		// A worker must be able to run while the forker, blocked in a
-		// notified raw syscall, holds a P.
-		runtime.GOMAXPROCS(2)
-	}
-	releaseGC := holdGC()
-	defer releaseGC()
-
-	// The forker: a thread of its own, confined with the filter, which
-	// forks the command and then waits for good (the command's parent-death
-	// signal follows the thread that forked it). Every syscall it makes
-	// once confined may wait on the supervisor, so from there on it must
-	// neither allocate nor enter the Go scheduler: a heap or stack growth is
-	// an mmap (notified under --max-memory) made holding the runtime's heap
-	// lock, which a worker may need; readying a goroutine or parking may
-	// create a thread, which allocates. So everything is prepared here, its
-	// stack is grown beforehand, it attaches the supervisor with an atomic
-	// store and a raw futex wake, and it reports back through an eventfd
-	// that this goroutine reads through the netpoller.
-	r := &forkThread{spec: confine.ThreadSpec{Filters: filters, Listener: sup != nil}, child: child, cpus: cpus, sup: sup,
-		attach: sup != nil && !sb.opts.UseRing, one: 1, hostname: sb.name, nsFilters: nsFilters, rulesetFD: -1}
-	if rs != nil {
-		r.rulesetFD = rs.FD
-	}
-	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	pid, pidfd, err = child.Start()
 	if err != nil {
-		if sup != nil {
-			sup.Stop()
+		if e, ok := err.(syscall.Errno); ok {
+			return 0, -1, &ExecError{Err: e}
 		}
-		return 0, -1, fmt.Errorf("eventfd: %w", err)
+		return 0, -1, err
 	}
-	r.efd = efd
-	events := os.NewFile(uintptr(efd), "forker")
-	defer events.Close()
-	r.onListener = r.listenerReady
-	go r.run()
-	var buf [8]byte
-	for started := false; r.phase.Load() != forkerDone; {
-		if _, err := events.Read(buf[:]); err != nil {
-			return 0, -1, fmt.Errorf("forker: %w", err)
-		}
-		if !started && r.phase.Load() >= forkerListener && !r.attach && sup != nil {
-			started = true
-			if err := sup.Start(int(r.listener), r.tid); err != nil {
-				// Closing the listener makes the fork fail (ENOSYS).
-				sup.Stop()
-				for r.phase.Load() != forkerDone {
-					events.Read(buf[:])
-				}
-				return 0, -1, err
+	if p.NoSupervisor {
+		return pid, pidfd, nil
+	}
+	listener := -1
+	sup, err := sb.newSupervisor(arch)
+	if err == nil {
+		sb.sup = sup
+		// Registered before the listener is served, as in helperStart:
+		// the command's first notification finds it known.
+		sup.RegisterRoot(pid)
+		if listener, err = recvListener(host); err == nil {
+			if err = sup.Start(listener); err != nil {
+				listener = -1 // Stop closes it
 			}
 		}
 	}
-	if r.attach && r.err == nil {
-		sup.StartBackground()
-	}
-	if r.err != nil {
+	if err != nil {
+		killReap(pidfd)
+		if listener >= 0 {
+			unix.Close(listener)
+		}
 		if sup != nil {
 			sup.Stop()
+			sb.sup = nil
 		}
-		if e, ok := r.err.(syscall.Errno); ok {
-			return 0, -1, &ExecError{Err: e}
-		}
-		return 0, -1, r.err
+		return 0, -1, err
 	}
-	pid = r.pid
-	if p.MaxOpenFiles > 0 {
-		// Go cannot run code between fork and exec, so the limit is set
-		// the moment the exec has happened (ForkExec returns then), a few
-		// microseconds into the dynamic loader; descendants inherit it.
-		// Soft and hard alike, so it cannot be raised again.
-		lim := unix.Rlimit{Cur: uint64(p.MaxOpenFiles), Max: uint64(p.MaxOpenFiles)}
-		unix.Prlimit(pid, unix.RLIMIT_NOFILE, &lim, nil)
-	}
-	if sup != nil {
-		sup.RegisterRoot(pid)
-	}
-	return pid, r.pidfd, nil
+	return pid, pidfd, nil
 }
 
-// forkThread is the state of a forker thread (see startConfined), shared with
-// the goroutine that started it. The forker writes its fields, then phase,
-// then signals the eventfd.
-type forkThread struct {
-	spec       confine.ThreadSpec
-	child      *spawn.Child
-	cpus       *unix.CPUSet
-	sup        *supervisor.Supervisor
-	attach     bool // attach the supervisor itself (not in ring mode)
-	onListener func(int) error
-	efd        int
-	one        uint64 // the eventfd increment
-	// hostname, nsFilters: the forker first tries to give the command
-	// the hostname through namespaces (virtualHostname); it installs
-	// nsFilters then, which leave uname and open to the kernel.
-	hostname  string
-	nsFilters [][]unix.SockFilter
-	rulesetFD int
-
-	listener, tid int32
-	pid, pidfd    int
-	err           error
-	phase         atomic.Int32
-	park          atomic.Uint32 // a futex word nobody wakes
-}
-
-// Forker phases.
-const (
-	forkerListener = 1 // the listener is known (listener, tid)
-	forkerDone     = 2 // the fork is done (pid, pidfd, err)
-)
-
-// signal wakes the goroutine waiting on the eventfd, with a raw write.
-func (f *forkThread) signal() {
-	unix.RawSyscall(unix.SYS_WRITE, uintptr(f.efd), uintptr(unsafePointer(&f.one)), 8)
-}
-
-// listenerReady is the forker's onListener.
-func (f *forkThread) listenerReady(l int) error {
-	if l < 0 {
-		return nil
+// recvListener takes the listener the child sent over sock before its exec
+// (the message is there once the fork has returned) and asks the kernel to
+// wake whoever waits on it on the replying CPU (SYNC_WAKE_UP, 6.6+;
+// without it each notification costs a cross-CPU wake-up).
+func recvListener(sock int) (int, error) {
+	fd, err := sys.RecvFD(sock, unix.MSG_DONTWAIT)
+	if err != nil {
+		return -1, fmt.Errorf("receive the listener: %w", err)
 	}
-	f.listener, f.tid = int32(l), int32(unix.Gettid())
-	if f.attach {
-		// Right here: the workers start receiving while this thread goes
-		// on to the fork.
-		f.sup.Attach(l, f.tid)
-	}
-	f.phase.Store(forkerListener)
-	if !f.attach {
-		f.signal() // ring mode: Start must run elsewhere first
-	}
-	return nil
-}
-
-// run is the forker thread.
-func (f *forkThread) run() {
-	runtime.LockOSThread() // for good
-	growStack()
-	if f.cpus != nil {
-		// The command inherits the forker's CPU mask.
-		if err := unix.SchedSetaffinity(0, f.cpus); err != nil {
-			f.err = fmt.Errorf("sched_setaffinity: %w", err)
-		}
-	}
-	if f.err == nil && f.nsFilters != nil && virtualHostname(f.hostname, f.rulesetFD) {
-		f.spec.Filters = f.nsFilters
-	}
-	if f.err == nil {
-		if _, f.err = confine.ConfineThread(f.spec, f.onListener); f.err == nil {
-			f.pid, f.pidfd, f.err = f.child.Start()
-		}
-	}
-	f.phase.Store(forkerDone)
-	f.signal()
-	// Wait for good, in a syscall (the runtime takes the P back), with
-	// every signal blocked so that the futex never returns.
-	all := ^uint64(0)
-	unix.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_BLOCK, uintptr(unsafePointer(&all)), 0, 8, 0, 0)
-	for {
-		sys.FutexWait(&f.park, 0)
-	}
+	sys.NotifSetFlags(fd, sys.UserNotifFdSyncWakeUp)
+	return fd, nil
 }
 
 // throttlePeriod is the period of --cpu's duty cycle.
@@ -564,36 +454,6 @@ func (sb *Sandbox) sendAll(sig unix.Signal) {
 	if sb.sup != nil {
 		sb.sup.Signal(sig)
 	}
-}
-
-// holdGC keeps the garbage collector off for the confined section of Start
-// and returns what undoes it.
-//
-// From the moment the spawn thread installs its filter until the command has
-// been exec'd, that thread (and the forked child before its exec) can wait
-// for a supervisor worker inside a raw syscall: the fork's clone is
-// notified, the child resets its SIGCHLD handler (a notified rt_sigaction),
-// and under a memory limit every heap growth is a notified mmap. The Go
-// runtime counts a thread in a raw syscall as running, so a stop-the-world
-// beginning meanwhile waits for it, while the worker that must answer waits
-// for the world to restart: a deadlock. A collection is the only
-// stop-the-world that starts on its own, so none may begin or be finishing
-// during the section. SetGCPercent(-1) stops new cycles and waits for a
-// cycle's mark phase, but a cycle's last step (flushing every P's caches)
-// runs after that; ReadMemStats stops the world itself, which it can only
-// do once that step is over. When the collector is already off (sandlock
-// turns it off in its init, before any cycle can have begun), neither is
-// needed. A program embedding sandbox must not make other stop-the-world
-// calls (runtime.ReadMemStats, runtime.GOMAXPROCS, runtime.GC) or change the
-// GC percentage while a Start is running.
-func holdGC() (release func()) {
-	old := debug.SetGCPercent(-1)
-	if old == -1 {
-		return func() {}
-	}
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return func() { debug.SetGCPercent(old) }
 }
 
 // newSupervisor prepares the supervisor; nil when the policy has none.

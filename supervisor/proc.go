@@ -11,7 +11,7 @@ const (
 	stExited               // its pidfd reported the exit
 	stGone                 // reaped; the record is being recycled
 	stRoot                 // the sandbox's first process (waited by the sandbox)
-	stSelf                 // sandlock itself (its spawn thread's forks)
+	stSelf                 // sandlock itself (the parent of the first process)
 	stOurChild             // sandlock is its parent: sandlock reaps it
 	stReady                // registration finished: its exit may be settled
 	stArmed                // its exit watch is submitted (armPending)

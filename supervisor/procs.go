@@ -21,14 +21,6 @@ func (w *worker) procOf(tid int32) *proc {
 // is still in flight, or a new thread of a known process.
 func (w *worker) discover(tid int32) *proc {
 	s := w.s
-	if s.root.Load() == 0 && s.self.nmarkers.Load() > 0 {
-		// The first process, between its fork and its exec (the spawn
-		// thread's fork is still in flight and nothing else exists yet):
-		// no need to ask /proc who it is.
-		if p := w.register(tid, s.selfPid, s.self, s.spawnTID); p != nil {
-			return p
-		}
-	}
 	tgid, ppid, leaderFD, ok := w.identify(tid)
 	// The task may have died and its id been reused meanwhile.
 	if !ok || !sys.NotifIDValid(s.listener, w.n.ID) {
@@ -616,11 +608,14 @@ func (s *Supervisor) RegisterRoot(pid int) {
 	w := s.newWorker(s.shards - 1)
 	p := s.arena.resolve(s.pids.load(int32(pid)))
 	if p == nil || !p.has(stLive) {
-		p = w.register(int32(pid), s.selfPid, s.self, s.spawnTID)
+		p = w.register(int32(pid), s.selfPid, s.self, 0)
 	}
 	if p != nil {
 		p.setState(stRoot)
 		s.root.Store(uint64(p.ref()))
+	}
+	if w.stats != nil {
+		w.stats.started.Add(1) // the first process, which no notified fork made
 	}
 }
 

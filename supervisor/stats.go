@@ -96,7 +96,8 @@ type Report struct {
 	LatencyP50 int64 `json:"latency_p50_ns"`
 	LatencyP99 int64 `json:"latency_p99_ns"`
 	LatencyMax int64 `json:"latency_max_ns"`
-	// ProcessesStarted counts forks the supervisor allowed.
+	// ProcessesStarted counts the sandbox's processes: its first (the
+	// command) and every fork the supervisor allowed.
 	ProcessesStarted uint64 `json:"processes_started"`
 	// PeakProcesses and PeakMemory are the highest process count and memory
 	// ledger (bytes) seen; 0 without the corresponding limit.

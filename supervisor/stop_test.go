@@ -117,7 +117,7 @@ func receiving(t *testing.T, workers, listener int) *Supervisor {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Start(listener, 0); err != nil {
+	if err := s.Start(listener); err != nil {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(time.Minute); s.idle.Load() < int32(workers); {

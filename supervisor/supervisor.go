@@ -117,7 +117,6 @@ type Supervisor struct {
 	cfg      Config
 	selfPid  int32
 	listener int
-	spawnTID int32 // the confined thread that forks the first process
 	handlers []handlerFn
 	isFork   []bool
 	// nrOpen and nrOpenat2 are the numbers of open and openat2 (-1 where
@@ -179,8 +178,9 @@ type Supervisor struct {
 	stats *Stats
 }
 
-// New prepares a supervisor (it may run while the spawn thread is being
-// confined); Start begins serving.
+// New prepares a supervisor (it may run while the sandbox's first process
+// starts: nothing the process does waits on it before Start); Start begins
+// serving.
 func New(cfg Config) (*Supervisor, error) {
 	if cfg.Arch == nil {
 		return nil, errors.New("supervisor: no architecture")
@@ -229,8 +229,8 @@ func New(cfg Config) (*Supervisor, error) {
 			s.startWorker()
 		}
 	}
-	// sandlock's own record: its spawn thread's fork of the first process
-	// is counted like any other, on a marker of this record.
+	// sandlock's own record: the parent of the first process (see
+	// RegisterRoot) and of orphans adopted.
 	s.self = s.arena.alloc()
 	s.self.pid.Store(s.selfPid)
 	s.self.state.Store(stLive | stSelf)
@@ -361,13 +361,11 @@ func (s *Supervisor) armPending() {
 }
 
 // Start begins serving listener, the seccomp user-notification fd (the
-// supervisor owns it from now on); spawnTID is the confined thread that
-// forks the sandbox's first process: its notifications are sandlock's own.
-func (s *Supervisor) Start(listener int, spawnTID int32) error {
+// supervisor owns it from now on). The sandbox's first process, which the
+// listener's filter confines, comes from RegisterRoot.
+func (s *Supervisor) Start(listener int) error {
 	if s.cfg.UseRing {
-		// Called from an unconfined thread (the filter would deny
-		// io_uring_enter): the forker hands the listener over.
-		s.listener, s.spawnTID = listener, spawnTID
+		s.listener = listener
 		if err := s.ring.PollAdd(s.listener, unix.POLLIN, true, pidwatch.Tag(pidwatch.KindOther, 0)); err != nil {
 			return fmt.Errorf("supervisor: poll listener: %w", err)
 		}
@@ -377,25 +375,16 @@ func (s *Supervisor) Start(listener int, spawnTID int32) error {
 		s.started.Store(true)
 		s.wakeAttached()
 	} else {
-		s.Attach(listener, spawnTID)
+		s.listener = listener
+		s.started.Store(true)
+		s.wakeAttached()
 	}
-	s.StartBackground()
+	s.startBackground()
 	return nil
 }
 
-// Attach is the part of Start that makes the workers receive on listener,
-// for a caller whose thread carries the filter already: it allocates
-// nothing and makes no syscall (a heap growth would be a notified mmap,
-// made holding the runtime's heap lock). StartBackground must follow, from
-// any thread. Not for Config.UseRing.
-func (s *Supervisor) Attach(listener int, spawnTID int32) {
-	s.listener, s.spawnTID = listener, spawnTID
-	s.started.Store(true)
-	s.wakeAttached()
-}
-
 // wakeAttached tells the waiting workers that started or stopping
-// changed, without the Go scheduler (Attach runs on a confined thread).
+// changed.
 func (s *Supervisor) wakeAttached() {
 	s.attachSeq.Add(1)
 	sys.FutexWake(&s.attachSeq)
@@ -412,9 +401,9 @@ func (s *Supervisor) waitAttached() {
 	}
 }
 
-// StartBackground starts the supervisor's periodic work (memory resync,
-// stall watch) after Attach.
-func (s *Supervisor) StartBackground() {
+// startBackground starts the supervisor's periodic work (memory resync,
+// stall watch); Start calls it.
+func (s *Supervisor) startBackground() {
 	if s.mem != nil {
 		go s.resyncLoop()
 	}
@@ -750,12 +739,6 @@ func (w *worker) handle() {
 		h = s.handlers[nr]
 	}
 	switch {
-	case tid == s.spawnTID:
-		// sandlock's own thread: count the fork of the first process; let
-		// everything else through.
-		if s.isFork[nr] {
-			w.fork(s.self)
-		}
 	case h == nil:
 	default:
 		p := w.procOf(tid)

@@ -412,3 +412,24 @@ func TestRingSupervisor(t *testing.T) {
 		}
 	}
 }
+
+// TestInheritedDescriptorsClosed runs sandlock with descriptors 3 to 7
+// inherited (not close-on-exec): none may reach the command. ls lists its
+// own: 0, 1, 2 and the directory it reads, 3 when nothing leaked.
+func TestInheritedDescriptorsClosed(t *testing.T) {
+	requireSandbox(t)
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := exec.Command(testbin.Sandlock(t), sandboxArgs(t, "-r", "/proc", "--", "ls", "/proc/self/fd")...)
+	cmd.ExtraFiles = []*os.File{f, f, f, f, f}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if d := cmp.Diff([]string{"0", "1", "2", "3"}, strings.Fields(string(out))); d != "" {
+		t.Errorf("the command's descriptors (-want +got):\n%s", d)
+	}
+}

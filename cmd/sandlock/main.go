@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"runtime/debug"
 	"strings"
 )
@@ -25,19 +24,12 @@ const (
 var gcPercent int
 
 func init() {
-	// No collection may run while the forker thread forks (see
-	// sandbox.Options.InProcess): the collector is off from here, before
-	// any cycle can have begun, until the command has started.
+	// The launch allocates a few megabytes the collector would only scan
+	// for nothing: it is off from here until the command has started.
 	gcPercent = debug.SetGCPercent(-1)
 }
 
 func main() {
-	if runtime.GOMAXPROCS(0) < 2 {
-		// The forker thread waits for the supervisor inside a raw syscall
-		// (its fork's clone), holding its P: a worker needs another. Only
-		// then is it set, for it stops the world.
-		runtime.GOMAXPROCS(2)
-	}
 	os.Exit(Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 

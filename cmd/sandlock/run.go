@@ -314,6 +314,9 @@ func runSandbox(p *policy.Policy, argv []string, f *runFlags, status, stdin, std
 	opts := &sandbox.Options{
 		Stats:     f.stats != "",
 		InProcess: true,
+		// sandlock exits once Wait returns: no need to release the
+		// supervisor's threads and descriptors first.
+		ExitAfterWait: true,
 		Events: func(e sandbox.Event) {
 			if e.MemoryKill != nil {
 				fmt.Fprintf(stderr, "sandlock: %s\n", e.MemoryKill)
