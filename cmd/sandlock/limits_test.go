@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/sandlock/sandlock/internal/testbin"
 	"github.com/sandlock/sandlock/internal/testenv"
+	"golang.org/x/sys/unix"
 )
 
 // liveProcesses counts the machine's processes that are not zombies (this
@@ -235,4 +237,56 @@ func TestSandlockKilled(t *testing.T) {
 			t.Fatalf("%q: %d sleepers survived sandlock's SIGKILL", script, n)
 		}
 	}
+}
+
+// TestCPUCores checks the CPU mask the command starts with: the child sets
+// it between fork and exec (--cpu-cores, --num-cpus), and without either
+// it is sandlock's own.
+func TestCPUCores(t *testing.T) {
+	requireSandbox(t)
+	var own unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &own); err != nil {
+		t.Fatal(err)
+	}
+	first := -1
+	for c := 0; c < 1024 && first < 0; c++ {
+		if own.IsSet(c) {
+			first = c
+		}
+	}
+	for _, tc := range []struct {
+		flags []string
+		want  int
+	}{
+		{[]string{"--cpu-cores", strconv.Itoa(first)}, 1},
+		{[]string{"--num-cpus", "1"}, 1},
+		{nil, own.Count()},
+	} {
+		args := append(append(tc.flags, "-r", "/proc", "--"), "grep", "Cpus_allowed_list", "/proc/self/status")
+		r := run(t, "", sandboxArgs(t, args...)...)
+		list := strings.TrimSpace(strings.TrimPrefix(r.stdout, "Cpus_allowed_list:"))
+		if r.code != 0 || cpuCount(list) != tc.want {
+			t.Errorf("%v: code %d, CPUs %q (want %d of them), stderr %q", tc.flags, r.code, list, tc.want, r.stderr)
+		}
+	}
+}
+
+// cpuCount counts the CPUs of a list such as "0-3,5".
+func cpuCount(list string) int {
+	n := 0
+	for _, part := range strings.Split(list, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil {
+			return -1
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(hi); err != nil {
+				return -1
+			}
+		}
+		n += b - a + 1
+	}
+	return n
 }
