@@ -140,18 +140,14 @@ type Supervisor struct {
 	unarmed atomic.Int32
 	reaper  *worker
 
-	shards    int
-	nworkers  atomic.Int32
-	wmu       sync.Mutex // guards receivers (slow path: worker start and exit)
-	receivers []*worker  // workers serving the listener, for Stop's wake-up
-	idle      atomic.Int32
-	nextID    atomic.Int32
-	stopping  atomic.Bool
-	stopped   atomic.Bool
-	// attachSeq changes, and is woken as a futex, when the listener is
-	// known (started) or the supervisor stops: the workers wait on it.
-	attachSeq  atomic.Uint32
-	started    atomic.Bool // Start has run (polled by waiting workers)
+	shards     int
+	nworkers   atomic.Int32
+	wmu        sync.Mutex // guards receivers (slow path: worker start and exit)
+	receivers  []*worker  // workers serving the listener, for Stop's wake-up
+	idle       atomic.Int32
+	nextID     atomic.Int32
+	stopping   atomic.Bool
+	stopped    atomic.Bool
 	workerWG   sync.WaitGroup
 	stopResync chan struct{}
 	stopWatch  chan struct{}
@@ -222,11 +218,6 @@ func New(cfg Config) (*Supervisor, error) {
 		if err := s.ensureRing(); err != nil {
 			s.closeHostname()
 			return nil, err
-		}
-	} else {
-		// Their threads start now; they wait for Start's listener.
-		for i := 0; i < cfg.Workers; i++ {
-			s.startWorker()
 		}
 	}
 	// sandlock's own record: the parent of the first process (see
@@ -372,33 +363,16 @@ func (s *Supervisor) Start(listener int) error {
 		if err := s.ring.Submit(); err != nil {
 			return fmt.Errorf("supervisor: %w", err)
 		}
-		s.started.Store(true)
-		s.wakeAttached()
 	} else {
+		// The workers start with the listener known (spares later too):
+		// none has to wait for it.
 		s.listener = listener
-		s.started.Store(true)
-		s.wakeAttached()
+		for i := 0; i < s.cfg.Workers; i++ {
+			s.startWorker()
+		}
 	}
 	s.startBackground()
 	return nil
-}
-
-// wakeAttached tells the waiting workers that started or stopping
-// changed.
-func (s *Supervisor) wakeAttached() {
-	s.attachSeq.Add(1)
-	sys.FutexWake(&s.attachSeq)
-}
-
-// waitAttached blocks until the listener is known or the supervisor stops.
-func (s *Supervisor) waitAttached() {
-	for {
-		seq := s.attachSeq.Load()
-		if s.started.Load() || s.stopping.Load() {
-			return
-		}
-		sys.FutexWait(&s.attachSeq, seq)
-	}
 }
 
 // startBackground starts the supervisor's periodic work (memory resync,
@@ -430,7 +404,6 @@ func (s *Supervisor) Stop() {
 	}
 	s.stopping.Store(true)
 	roots.CompareAndDelete(s.rootPid.Load(), s)
-	s.wakeAttached() // workers never started see no listener and leave
 	if s.mem != nil {
 		close(s.stopResync)
 	}
@@ -560,12 +533,6 @@ func (s *Supervisor) watchStalls() {
 func (w *worker) run() {
 	s := w.s
 	defer s.workerWG.Done()
-	// A worker started before the listener exists sleeps until Attach
-	// wakes it. It used to poll for up to 1 ms instead (its wake-up is on
-	// the launch's critical path), but on two CPUs the polling took the
-	// CPU the forker and the command needed: launches were 0.03-0.19 ms
-	// slower, and each burnt up to 1 ms of CPU.
-	s.waitAttached()
 	if s.listener < 0 || s.stopping.Load() {
 		s.nworkers.Add(-1)
 		return
