@@ -7,16 +7,13 @@
 // instruction — capabilities dropped, no_new_privs, its Landlock domain, the
 // filter with its user-notification listener — and no thread of sandlock
 // is: sandlock stays outside the command's Landlock domain, and the
-// supervisor unconfined. Who applies the confinement depends on who calls:
-//
-//   - sandlock's CLI (Options.InProcess) forks the command with vfork, and
-//     the child confines itself between fork and exec, then hands its
-//     listener back over a socket (package spawn): one Go runtime start per
-//     launch, no thread of sandlock confined or waiting on the supervisor.
-//   - By default, a library user's program gets a helper: its own binary
-//     re-executed (entered through this package's init), which confines its
-//     main thread and execs the command in place. That costs a second
-//     runtime start (see helper.go).
+// supervisor unconfined. The command is forked with vfork, and the child
+// confines itself between fork and exec, then hands its listener back over
+// a socket (package spawn): no thread of the calling program is confined
+// or waits on the supervisor, and no second Go runtime starts. A host
+// program's sandboxes are forked from one thread kept for the purpose (the
+// commands' parent-death signal follows the thread that forked them);
+// sandlock's CLI forks from its main goroutine's (Options.InProcess).
 package sandbox
 
 import (
@@ -70,13 +67,14 @@ type Options struct {
 	// Every sandboxed process is still killed and reaped by Wait.
 	ExitAfterWait bool
 	// InProcess forks the command from the calling goroutine's thread
-	// instead of a helper process: it saves a Go runtime start at launch
-	// (the child confines itself; see the package documentation).
-	// sandlock's CLI uses it. The command's parent-death signal (SIGKILL)
-	// follows the thread that forked it, as with syscall.ForkExec's
-	// Pdeathsig: Go ends a thread only when a goroutine exits locked to it
-	// (runtime.LockOSThread without UnlockOSThread), which a program using
-	// InProcess must not do, or a sandbox could be killed with that thread.
+	// instead of the thread the package keeps for it (a hand-off less), and
+	// makes the whole process non-dumpable (defence in depth: only
+	// CAP_SYS_PTRACE can inspect it). sandlock's CLI uses it. The command's
+	// parent-death signal (SIGKILL) follows the thread that forked it, as
+	// with syscall.ForkExec's Pdeathsig: Go ends a thread only when a
+	// goroutine exits locked to it (runtime.LockOSThread without
+	// UnlockOSThread), which a program using InProcess must not do, or a
+	// sandbox could be killed with that thread.
 	InProcess bool
 	// HostnameBySupervisor keeps the hostname's virtualization in the
 	// supervisor (uname and every open notified) where the command could
@@ -191,20 +189,6 @@ func namespaceFilters(arch *bpfprog.Arch, p *policy.Policy) ([][]unix.SockFilter
 	return bpfprog.Filters(arch, o)
 }
 
-// virtualHostname gives the calling thread, locked for good, namespaces in
-// which uname and /etc/hostname show name (confine.VirtualHostname), and
-// lets the file through the Landlock ruleset rulesetFD (-1: none). False
-// when the kernel or sandlock's privileges refuse: the supervisor then
-// virtualizes the hostname, with the filter that notifies uname and open.
-func virtualHostname(name string, rulesetFD int) bool {
-	fd, err := confine.VirtualHostname(name)
-	if err != nil {
-		return false
-	}
-	defer unix.Close(fd)
-	return rulesetFD < 0 || confine.AllowReadFile(rulesetFD, fd) == nil
-}
-
 // buildRuleset builds p's Landlock ruleset.
 func buildRuleset(p *policy.Policy) (*confine.Ruleset, error) {
 	return confine.BuildRuleset(confine.LandlockSpec{
@@ -266,18 +250,7 @@ func Start(p *policy.Policy, cmd Command, opts *Options) (*Sandbox, error) {
 		unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 	}
 
-	var pid, pidfd int
-	if opts.InProcess {
-		pid, pidfd, err = sb.startConfined(arch, rs, path, argv, env, files)
-	} else {
-		if sb.sup, err = sb.newSupervisor(arch); err == nil {
-			pid, pidfd, err = sb.helperStart(&helperSpec{Policy: p, Path: path, Argv: argv, Env: env,
-				Name: sb.name, HostnameBySupervisor: sb.opts.HostnameBySupervisor}, files)
-			if err != nil && sb.sup != nil {
-				sb.sup.Stop()
-			}
-		}
-	}
+	pid, pidfd, err := sb.startConfined(arch, rs, path, argv, env, files)
 	if err != nil {
 		var ee *ExecError
 		if errors.As(err, &ee) {
@@ -364,16 +337,27 @@ func (sb *Sandbox) startConfined(arch *bpfprog.Arch, rs *confine.Ruleset, path s
 	if err != nil {
 		return 0, -1, err
 	}
-	// Defence in depth: were sandlock ever in the command's Landlock
-	// domain, the command could ptrace it (open /proc/PID/mem, environ,
-	// fd/, cwd). Non-dumpable, sandlock can be inspected only with
-	// CAP_SYS_PTRACE, which the command never has. Its exec makes the
-	// command dumpable again.
-	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
-		return 0, -1, fmt.Errorf("prctl(PR_SET_DUMPABLE): %w", err)
+	if sb.opts.InProcess {
+		// Defence in depth: were sandlock ever in the command's Landlock
+		// domain, the command could ptrace it (open /proc/PID/mem,
+		// environ, fd/, cwd). Non-dumpable, sandlock can be inspected only
+		// with CAP_SYS_PTRACE, which the command never has. Its exec makes
+		// the command dumpable again. (Not done to a host program.)
+		if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+			return 0, -1, fmt.Errorf("prctl(PR_SET_DUMPABLE): %w", err)
+		}
 	}
-	pid, pidfd, err = child.Start()
-	if err != nil {
+	start := func() (int, error) {
+		if sb.opts.InProcess {
+			pid, pidfd, err = child.Start()
+		} else {
+			// The command's parent-death signal follows the thread that
+			// forked it: in a host program, one that never exits.
+			onForker(func() { pid, pidfd, err = child.Start() })
+		}
+		return pid, err
+	}
+	if _, err = supervisor.ClaimRoot(start); err != nil {
 		if e, ok := err.(syscall.Errno); ok {
 			return 0, -1, &ExecError{Err: e}
 		}
@@ -386,8 +370,8 @@ func (sb *Sandbox) startConfined(arch *bpfprog.Arch, rs *confine.Ruleset, path s
 	sup, err := sb.newSupervisor(arch)
 	if err == nil {
 		sb.sup = sup
-		// Registered before the listener is served, as in helperStart:
-		// the command's first notification finds it known.
+		// Registered before the listener is served: the command's first
+		// notification finds it known.
 		sup.RegisterRoot(pid)
 		if listener, err = recvListener(host); err == nil {
 			if err = sup.Start(listener); err != nil {
@@ -397,6 +381,7 @@ func (sb *Sandbox) startConfined(arch *bpfprog.Arch, rs *confine.Ruleset, path s
 	}
 	if err != nil {
 		killReap(pidfd)
+		supervisor.ReleaseClaim(pid)
 		if listener >= 0 {
 			unix.Close(listener)
 		}
@@ -552,6 +537,9 @@ func (sb *Sandbox) wait() (*Result, error) {
 		sb.sup.ReleaseRoot()
 	}
 	sb.reapAll()
+	if sb.sup == nil {
+		supervisor.ReleaseClaim(sb.pid) // no supervisor replaced ClaimRoot's
+	}
 	if d := sb.dog.Load(); d != nil {
 		d.clean() // nothing is left for it to kill
 	}

@@ -369,6 +369,10 @@ func (w *worker) settleExits() {
 // orphans of exited sandboxed processes.
 func (w *worker) adoptOrphans() {
 	s := w.s
+	// No other sandbox's first process between its confinement and its
+	// claim (ClaimRoot).
+	spawnMu.Lock()
+	defer spawnMu.Unlock()
 	w.pids = w.pids[:0]
 	forEachTask(s.selfPid, func(tid int32) {
 		if b, err := w.readProc(s.selfPid, tid, "children"); err == nil {
@@ -383,10 +387,43 @@ func (w *worker) adoptOrphans() {
 }
 
 // roots maps the first process of every supervisor in this process to its
-// supervisor. A program running several sandboxes at once has all their
-// first processes (and the orphans of their descendants) as children, all
-// sandboxed: a supervisor adopting orphans must leave the others' alone.
-var roots sync.Map // int32 -> *Supervisor
+// supervisor (or to claim). A program running several sandboxes at once
+// has all their first processes (and the orphans of their descendants) as
+// children, all sandboxed: a supervisor adopting orphans must leave the
+// others' alone.
+var roots sync.Map // int32 -> *Supervisor or claim
+
+// claim stands in roots for a first process whose supervisor does not
+// exist yet (it is made after the fork), or which has none: every
+// supervisor leaves it alone.
+type claim struct{}
+
+// spawnMu orders the starts of first processes against adoptOrphans. The
+// child confines itself before its exec, while the forking thread is
+// suspended: from then until its pid is in roots, it is a sandboxed child
+// of this process that no record knows, which another sandbox's adoption
+// would take for one of its orphans (and kill at its end). A start holds
+// spawnMu shared across that window (ClaimRoot), an adoption exclusively.
+var spawnMu sync.RWMutex
+
+// ClaimRoot runs start, which forks a sandbox's first process and returns
+// its pid, and claims the process for its sandbox before any supervisor of
+// this process can adopt it: RegisterRoot replaces the claim, or
+// ReleaseClaim ends it (a sandbox without supervisor, once its process is
+// reaped; a start that fails).
+func ClaimRoot(start func() (pid int, err error)) (int, error) {
+	spawnMu.RLock()
+	defer spawnMu.RUnlock()
+	pid, err := start()
+	if err == nil {
+		roots.Store(int32(pid), claim{})
+	}
+	return pid, err
+}
+
+// ReleaseClaim forgets ClaimRoot's claim on pid, unless RegisterRoot has
+// replaced it.
+func ReleaseClaim(pid int) { roots.CompareAndDelete(int32(pid), claim{}) }
 
 // othersRoot reports whether pid is, or is in the process group of, the
 // first process of another supervisor of this process.

@@ -1,7 +1,7 @@
-// Package confine applies sandlock's kernel confinement to one OS thread:
-// capabilities dropped, no_new_privs, a Landlock domain and the seccomp
-// filter. A process forked from that thread starts with all of it already in
-// place. It also probes the kernel for what `sandlock check` reports.
+// Package confine builds the Landlock ruleset of a sandbox, and probes the
+// kernel for what `sandlock check` reports (the hostname's namespaces
+// among it). The command applies its confinement itself, between fork and
+// exec: see internal/spawn.
 package confine
 
 import (
@@ -13,6 +13,7 @@ import (
 
 	"github.com/landlock-lsm/go-landlock/landlock"
 	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
+	"golang.org/x/sys/unix"
 )
 
 // Protection is a Landlock protection that can be required, degraded or
@@ -223,3 +224,5 @@ func BuildRuleset(spec LandlockSpec) (*Ruleset, error) {
 	sort.Slice(rs.Degraded, func(i, j int) bool { return rs.Degraded[i] < rs.Degraded[j] })
 	return rs, nil
 }
+
+func closeFD(fd int) { unix.Close(fd) }
