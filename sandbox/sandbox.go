@@ -271,8 +271,9 @@ func Start(p *policy.Policy, cmd Command, opts *Options) (*Sandbox, error) {
 	return sb, nil
 }
 
-// startConfined forks the command from the calling goroutine's thread
-// (Options.InProcess): the child confines itself — the hostname's
+// startConfined forks the command (from the calling goroutine's thread
+// with Options.InProcess, else from the forker thread): the child
+// confines itself — the hostname's
 // namespaces, capabilities, no_new_privs, Landlock, the filters — and hands
 // the filter's listener back over a socket before its exec (see package
 // spawn). The supervisor is made while the command starts (its dynamic
