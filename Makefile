@@ -21,12 +21,13 @@ demo: build
 	$(BIN) run -r /usr -r /lib -r /lib64 -r /bin -r /etc -- sh -c 'echo "hello from $$(hostname)"; cat /etc/hostname; id; ls /root 2>&1 | head -1'
 
 # The test command the README gives and CI runs: vet, every package's tests
-# (fuzz targets run over their seed corpora), and the lock-free packages
-# again under the race detector.
+# (fuzz targets run over their seed corpora), and the lock-free packages and
+# the sandbox (its short tests) again under the race detector.
 test: build
 	$(GO) vet ./...
 	CGO_ENABLED=0 $(GO) test -count=1 ./...
 	$(GO) test -count=1 -race ./accounting ./ring ./pidwatch ./supervisor
+	$(GO) test -count=1 -race -short ./sandbox ./internal/spawn
 
 test-short:
 	CGO_ENABLED=0 $(GO) test -short ./...

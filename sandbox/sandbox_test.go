@@ -157,13 +157,16 @@ func TestStartErrorsLeaveNothing(t *testing.T) {
 	}
 }
 
-// TestStartDuringGC is the regression test for a deadlock: a collection
-// finishing while the spawn thread waited, in the notified clone of its
-// fork, for a worker that itself waited for the collection. Sandboxes are
-// started (some under a memory limit, where heap growth is notified too)
-// while another goroutine keeps the collector busy.
+// TestStartDuringGC started as the regression test for a deadlock: a
+// collection finishing while the old spawn thread waited, in the notified
+// clone of its fork, for a worker that itself waited for the collection.
+// The fork is no longer notified, but the forking thread is still
+// suspended until the child's exec, with the collector running: sandboxes
+// are started (some under a memory limit) while another goroutine keeps it
+// busy.
 func TestStartDuringGC(t *testing.T) {
 	requireKernel(t)
+	testenv.Short(t, "40 sandboxes under a busy collector")
 	stop := make(chan struct{})
 	churned := make(chan struct{})
 	go func() {

@@ -140,15 +140,20 @@ type Supervisor struct {
 	unarmed atomic.Int32
 	reaper  *worker
 
-	shards     int
-	nworkers   atomic.Int32
-	wmu        sync.Mutex // guards receivers (slow path: worker start and exit)
-	receivers  []*worker  // workers serving the listener, for Stop's wake-up
-	idle       atomic.Int32
-	nextID     atomic.Int32
-	stopping   atomic.Bool
-	stopped    atomic.Bool
-	workerWG   sync.WaitGroup
+	shards    int
+	nworkers  atomic.Int32
+	wmu       sync.Mutex // guards receivers (slow path: worker start and exit)
+	receivers []*worker  // workers serving the listener, for Stop's wake-up
+	idle      atomic.Int32
+	nextID    atomic.Int32
+	stopping  atomic.Bool
+	stopped   atomic.Bool
+	workerWG  sync.WaitGroup
+	// listening is set once Start has stored the listener: in ring mode
+	// the reaper, whose loop runs from New on, loads it before it reads
+	// s.listener (the ordering the poll's completion implies is the
+	// kernel's, which the Go memory model does not see).
+	listening  atomic.Bool
 	stopResync chan struct{}
 	stopWatch  chan struct{}
 
@@ -357,6 +362,7 @@ func (s *Supervisor) armPending() {
 func (s *Supervisor) Start(listener int) error {
 	if s.cfg.UseRing {
 		s.listener = listener
+		s.listening.Store(true)
 		if err := s.ring.PollAdd(s.listener, unix.POLLIN, true, pidwatch.Tag(pidwatch.KindOther, 0)); err != nil {
 			return fmt.Errorf("supervisor: poll listener: %w", err)
 		}
@@ -652,7 +658,7 @@ func (w *worker) delist() {
 // onRing handles completions of the listener poll (UseRing mode).
 func (s *Supervisor) onRing(c ring.CQE) {
 	w := s.reaper
-	if c.Res < 0 || c.Res&(unix.POLLHUP|unix.POLLERR) != 0 {
+	if c.Res < 0 || c.Res&(unix.POLLHUP|unix.POLLERR) != 0 || !s.listening.Load() {
 		return
 	}
 	if c.Res&unix.POLLIN != 0 {
