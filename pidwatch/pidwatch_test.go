@@ -183,28 +183,28 @@ func TestDeferredArming(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Wake did not run the hook")
 	}
-	select {
-	case tok := <-exits:
-		if tok != 1 {
-			t.Fatalf("first exit %d, want the zombie's (1)", tok)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the exited process armed late was not reported")
-	}
+	wantExit(t, exits, 1, "the exited process armed late (the zombie, 1)")
 	unix.Close(p[1]) // the live one exits
 	live.Wait()
-	select {
-	case tok := <-exits:
-		if tok != 2 {
-			t.Fatalf("second exit %d, want 2", tok)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the running process's exit was not reported")
-	}
+	wantExit(t, exits, 2, "the running process (2)")
 	select {
 	case tok := <-exits:
 		t.Fatalf("unexpected exit %d (a wake-up is not an exit)", tok)
 	case <-time.After(20 * time.Millisecond):
+	}
+}
+
+// wantExit waits for the next exit reported on exits and fails t unless
+// it carries token want (what names that process).
+func wantExit(t *testing.T, exits <-chan uint64, want uint64, what string) {
+	t.Helper()
+	select {
+	case tok := <-exits:
+		if tok != want {
+			t.Fatalf("exit %d reported, want %s", tok, what)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the exit of %s was not reported", what)
 	}
 }
 
