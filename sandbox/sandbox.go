@@ -78,8 +78,8 @@ type Options struct {
 	InProcess bool
 	// HostnameBySupervisor keeps the hostname's virtualization in the
 	// supervisor (uname and every open notified) where the command could
-	// instead get namespaces of its own (as root; see
-	// confine.VirtualHostname). For tests of that path.
+	// instead get namespaces of its own (as root; see package spawn). For
+	// tests of that path.
 	HostnameBySupervisor bool
 }
 
@@ -317,7 +317,7 @@ func (sb *Sandbox) startConfined(arch *bpfprog.Arch, rs *confine.Ruleset, path s
 		attr.LandlockFD, attr.LandlockFlags = rs.FD, rs.Flags
 	}
 	// The hostname through namespaces where the kernel and sandlock's
-	// privileges allow (confine.VirtualHostname): the filter then leaves
+	// privileges allow (spawn.Attr.Hostname): the filter then leaves
 	// uname and open to the kernel. Elsewhere the child falls back to the
 	// filter with which the supervisor virtualizes the hostname.
 	if nsFilters != nil {

@@ -64,7 +64,7 @@ type Attr struct {
 	NoFile *unix.Rlimit
 	// Hostname, when not empty, gives the child a mount and a UTS
 	// namespace in which uname and /etc/hostname show it (needs
-	// CAP_SYS_ADMIN; see VirtualHostname); the Landlock ruleset, if any,
+	// CAP_SYS_ADMIN; see childHostname); the Landlock ruleset, if any,
 	// is let read the file. When a step fails the child goes on in the
 	// namespaces as they are, with HostFallback as its first filter.
 	Hostname     string
@@ -89,13 +89,6 @@ type Attr struct {
 const (
 	maxFiles   = 16
 	maxFilters = 4
-)
-
-// Seccomp constants the child uses.
-const (
-	seccompSetModeFilter   = 1
-	filterFlagNewListener  = 1 << 3
-	filterFlagWaitKillable = 1 << 5
 )
 
 // child is everything the child reads, prepared by the parent: no
@@ -124,7 +117,9 @@ type child struct {
 	hostLen  uintptr
 	hostRule unix.LandlockPathBeneathAttr
 	fallback unix.SockFprog
-	hostNS   bool // written by the child: the namespaces were made
+	hostNS   bool          // written by the child: the namespaces were made
+	hostStep int           // or else the step that failed (hostSteps)
+	hostErr  syscall.Errno // and its error
 	dropCaps bool
 	nnp      bool
 	capHdr   unix.CapUserHeader
@@ -292,6 +287,17 @@ func (c *child) prepareConfinement(attr *Attr) error {
 // HostNamespaces reports whether the child made the hostname's namespaces
 // (Attr.Hostname); valid once Start has returned.
 func (ch *Child) HostNamespaces() bool { return ch.c.hostNS }
+
+// HostNamespacesError says why the child could not make the hostname's
+// namespaces: the step that failed and its error (nil when it made them, or
+// was not asked to).
+func (ch *Child) HostNamespacesError() error {
+	c := ch.c
+	if c.hostname == nil || c.hostNS || c.hostErr == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", hostSteps[c.hostStep], c.hostErr)
+}
 
 // Start forks and execs the child, once, and returns its pid and a pidfd.
 // A failing execve returns its errno (a syscall.Errno); a failure of an
@@ -488,43 +494,71 @@ func childSetup(c *child) (int, syscall.Errno) {
 	return stepNone, 0
 }
 
-// childHostname makes the hostname's namespaces in the child, as
-// VirtualHostname does on a thread, and lets the Landlock ruleset read
-// /etc/hostname there. False when a step failed.
+// childHostname makes the hostname's namespaces in the child and lets the
+// Landlock ruleset read /etc/hostname there: the mount namespace becomes a
+// slave of the host's (mounts made on the host later still appear inside,
+// nothing made inside leaks out), /proc/sys/kernel/hostname, which shows
+// the reader's UTS name, is bound read-only over /etc/hostname, and the
+// hostname is set. False when a step failed (hostFailed).
 //
 //go:nosplit
 //go:norace
 func childHostname(c *child) bool {
+	empty := uintptr(unsafe.Pointer(&cEmpty[0]))
+	etc := uintptr(unsafe.Pointer(&cEtcHostname[0]))
 	if _, _, e := syscall.RawSyscall(unix.SYS_UNSHARE, unix.CLONE_NEWNS|unix.CLONE_NEWUTS, 0, 0); e != 0 {
-		return false
+		return c.hostFailed(0, e)
 	}
-	if _, _, e := syscall.RawSyscall6(unix.SYS_MOUNT, uintptr(unsafe.Pointer(&sys.CEmpty[0])), uintptr(unsafe.Pointer(&sys.CRoot[0])),
-		uintptr(unsafe.Pointer(&sys.CEmpty[0])), unix.MS_REC|unix.MS_SLAVE, 0, 0); e != 0 {
-		return false
+	if _, _, e := syscall.RawSyscall6(unix.SYS_MOUNT, empty, uintptr(unsafe.Pointer(&cRoot[0])), empty, unix.MS_REC|unix.MS_SLAVE, 0, 0); e != 0 {
+		return c.hostFailed(1, e)
 	}
-	if _, _, e := syscall.RawSyscall6(unix.SYS_MOUNT, uintptr(unsafe.Pointer(&sys.CProcHostname[0])), uintptr(unsafe.Pointer(&sys.CEtcHostname[0])),
-		uintptr(unsafe.Pointer(&sys.CEmpty[0])), unix.MS_BIND, 0, 0); e != 0 {
-		return false
+	if _, _, e := syscall.RawSyscall6(unix.SYS_MOUNT, uintptr(unsafe.Pointer(&cProcHostname[0])), etc, empty, unix.MS_BIND, 0, 0); e != 0 {
+		return c.hostFailed(2, e)
 	}
-	if _, _, e := syscall.RawSyscall6(unix.SYS_MOUNT, uintptr(unsafe.Pointer(&sys.CEmpty[0])), uintptr(unsafe.Pointer(&sys.CEtcHostname[0])),
-		uintptr(unsafe.Pointer(&sys.CEmpty[0])), unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, 0, 0); e != 0 {
-		return false
+	if _, _, e := syscall.RawSyscall6(unix.SYS_MOUNT, empty, etc, empty, unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, 0, 0); e != 0 {
+		return c.hostFailed(3, e)
 	}
 	if _, _, e := syscall.RawSyscall(unix.SYS_SETHOSTNAME, uintptr(unsafe.Pointer(c.hostname)), c.hostLen, 0); e != 0 {
-		return false
+		return c.hostFailed(4, e)
 	}
 	if !c.useLL {
 		return true
 	}
-	fd, _, e := syscall.RawSyscall6(unix.SYS_OPENAT, sys.AtFDCWD, uintptr(unsafe.Pointer(&sys.CEtcHostname[0])), unix.O_PATH|unix.O_CLOEXEC, 0, 0, 0)
+	fd, _, e := syscall.RawSyscall6(unix.SYS_OPENAT, atFDCWD, etc, unix.O_PATH|unix.O_CLOEXEC, 0, 0, 0)
 	if e != 0 {
-		return false
+		return c.hostFailed(5, e)
 	}
 	c.hostRule.Parent_fd = int32(fd)
 	_, _, e = syscall.RawSyscall6(unix.SYS_LANDLOCK_ADD_RULE, c.llFD, unix.LANDLOCK_RULE_PATH_BENEATH, uintptr(unsafe.Pointer(&c.hostRule)), 0, 0, 0)
 	syscall.RawSyscall(unix.SYS_CLOSE, fd, 0, 0)
-	return e == 0
+	if e != 0 {
+		return c.hostFailed(5, e)
+	}
+	return true
 }
+
+// hostFailed records the step of childHostname that failed, and its error.
+//
+//go:nosplit
+//go:norace
+func (c *child) hostFailed(step int, e syscall.Errno) bool {
+	c.hostStep, c.hostErr = step, e
+	return false
+}
+
+// hostSteps names childHostname's steps, for HostNamespacesError.
+var hostSteps = [...]string{"unshare", "make / a slave mount", "bind /proc/sys/kernel/hostname over /etc/hostname",
+	"make /etc/hostname read-only", "sethostname", "let Landlock read /etc/hostname"}
+
+// NUL-terminated arguments of childHostname.
+var (
+	cEmpty        = []byte{0}
+	cRoot         = []byte("/\x00")
+	cProcHostname = []byte("/proc/sys/kernel/hostname\x00")
+	cEtcHostname  = []byte("/etc/hostname\x00")
+	fdcwd         = unix.AT_FDCWD
+	atFDCWD       = uintptr(fdcwd)
+)
 
 // childDropCaps empties the child's capability sets: bounding (dropping
 // 0, 1, ... until the kernel answers EINVAL past its last capability),
@@ -561,19 +595,19 @@ func childFilters(c *child) (int, syscall.Errno) {
 	}
 	var flags uintptr
 	if c.sock != ^uintptr(0) {
-		flags = filterFlagNewListener | filterFlagWaitKillable
+		flags = sys.FilterFlagNewListener | sys.FilterFlagWaitKillable
 	}
-	fd, _, e := syscall.RawSyscall(unix.SYS_SECCOMP, seccompSetModeFilter, flags, uintptr(unsafe.Pointer(first)))
-	if e == unix.EINVAL && flags&filterFlagWaitKillable != 0 {
+	fd, _, e := syscall.RawSyscall(unix.SYS_SECCOMP, sys.SECCOMP_SET_MODE_FILTER, flags, uintptr(unsafe.Pointer(first)))
+	if e == unix.EINVAL && flags&sys.FilterFlagWaitKillable != 0 {
 		// Kernels before 5.19 do not know WAIT_KILLABLE_RECV.
-		flags &^= filterFlagWaitKillable
-		fd, _, e = syscall.RawSyscall(unix.SYS_SECCOMP, seccompSetModeFilter, flags, uintptr(unsafe.Pointer(first)))
+		flags &^= sys.FilterFlagWaitKillable
+		fd, _, e = syscall.RawSyscall(unix.SYS_SECCOMP, sys.SECCOMP_SET_MODE_FILTER, flags, uintptr(unsafe.Pointer(first)))
 	}
 	if e != 0 {
 		return stepSeccomp, e
 	}
 	for i := 1; i < c.nfilters; i++ {
-		if _, _, e = syscall.RawSyscall(unix.SYS_SECCOMP, seccompSetModeFilter, 0, uintptr(unsafe.Pointer(&c.filters[i]))); e != 0 {
+		if _, _, e = syscall.RawSyscall(unix.SYS_SECCOMP, sys.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&c.filters[i]))); e != 0 {
 			return stepSeccomp, e
 		}
 	}

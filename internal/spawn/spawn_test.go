@@ -241,10 +241,11 @@ func TestHostnameFallback(t *testing.T) {
 	}
 	attr, sock := confinedAttr(t)
 	type result struct {
-		out  string
-		ns   bool
-		err  error
-		code int
+		out   string
+		ns    bool
+		nsErr error
+		err   error
+		code  int
 	}
 	done := make(chan result)
 	go func() {
@@ -274,7 +275,7 @@ func TestHostnameFallback(t *testing.T) {
 		var ws unix.WaitStatus
 		unix.Wait4(pid, &ws, 0, nil)
 		unix.Close(pidfd)
-		done <- result{out: string(out), ns: ch.HostNamespaces(), code: ws.ExitStatus()}
+		done <- result{out: string(out), ns: ch.HostNamespaces(), nsErr: ch.HostNamespacesError(), code: ws.ExitStatus()}
 	}()
 	res := <-done
 	if res.err != nil {
@@ -282,6 +283,9 @@ func TestHostnameFallback(t *testing.T) {
 	}
 	if res.ns || !strings.Contains(res.out, "uname failed") || strings.Contains(res.out, "spawn-test") {
 		t.Errorf("namespaces made: %v; output:\n%s", res.ns, res.out)
+	}
+	if !errors.Is(res.nsErr, unix.EPERM) || !strings.HasPrefix(res.nsErr.Error(), "unshare:") {
+		t.Errorf("why the namespaces were not made: %v, want unshare's EPERM", res.nsErr)
 	}
 	if what := receivedListener(t, sock); what != "anon_inode:seccomp notify" {
 		t.Errorf("the descriptor received is %q, not a seccomp listener", what)

@@ -6,21 +6,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// NUL-terminated arguments of the raw syscalls (mount, openat) that give
-// a sandbox its hostname through namespaces (confine.VirtualHostname, and
-// the spawn child doing the same between fork and exec).
-var (
-	CEmpty        = []byte{0}
-	CRoot         = []byte("/\x00")
-	CProcHostname = []byte("/proc/sys/kernel/hostname\x00")
-	CEtcHostname  = []byte("/etc/hostname\x00")
-)
-
-// AtFDCWD is unix.AT_FDCWD as a raw syscall argument.
-var AtFDCWD = uintptr(atFDCWD)
-
-var atFDCWD = unix.AT_FDCWD
-
 // RecvFD receives one descriptor sent over sock with SCM_RIGHTS, with a
 // message of one byte; flags are recvmsg's (MSG_CMSG_CLOEXEC is added).
 func RecvFD(sock, flags int) (int, error) {
