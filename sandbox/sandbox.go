@@ -348,7 +348,21 @@ func (sb *Sandbox) startConfined(arch *bpfprog.Arch, rs *confine.Ruleset, path s
 			return 0, -1, fmt.Errorf("prctl(PR_SET_DUMPABLE): %w", err)
 		}
 	}
+	// sandlock's own command may have been forked at its start already
+	// (spawn.StartEarly): its first steps are taken, it is handed the
+	// rest.
+	var early *spawn.Early
+	if sb.opts.InProcess {
+		if early = spawn.TakeEarly(); early != nil && !early.Fits(attr) {
+			early.Abort()
+			early = nil
+		}
+	}
 	start := func() (int, error) {
+		if early != nil {
+			pid = early.Go(child)
+			return pid, nil
+		}
 		if sb.opts.InProcess {
 			pid, pidfd, err = child.Start()
 		} else {
@@ -364,11 +378,28 @@ func (sb *Sandbox) startConfined(arch *bpfprog.Arch, rs *confine.Ruleset, path s
 		}
 		return 0, -1, err
 	}
+	// The supervisor is made while the command starts: an early child
+	// takes its last steps and execs meanwhile, a vfork child has exec'd
+	// and its loader is at work.
+	sup, supErr := sb.newSupervisor(arch)
+	if early != nil {
+		claimed := pid
+		if pid, pidfd, err = early.Wait(); err != nil {
+			supervisor.ReleaseClaim(claimed)
+			if sup != nil {
+				sup.Stop()
+			}
+			if e, ok := err.(syscall.Errno); ok {
+				return 0, -1, &ExecError{Err: e}
+			}
+			return 0, -1, err
+		}
+	}
 	if p.NoSupervisor {
 		return pid, pidfd, nil
 	}
+	err = supErr
 	listener := -1
-	sup, err := sb.newSupervisor(arch)
 	if err == nil {
 		sb.sup = sup
 		// Registered before the listener is served: the command's first

@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -431,5 +433,51 @@ func TestInheritedDescriptorsClosed(t *testing.T) {
 	}
 	if d := cmp.Diff([]string{"0", "1", "2", "3"}, strings.Fields(string(out))); d != "" {
 		t.Errorf("the command's descriptors (-want +got):\n%s", d)
+	}
+}
+
+// TestProfilingExecLeavesNoEarlyChild runs --cpuprofile with the lean
+// build, which execs sandlock-prof: the early child forked for the command
+// (internal/early) must end first. Left behind, it would wait for a command
+// that never comes as long as sandlock runs, holding its old memory and
+// descriptor table; its name tells it from the command's processes.
+func TestProfilingExecLeavesNoEarlyChild(t *testing.T) {
+	requireSandbox(t)
+	prof := filepath.Join(testbin.Dir(t), "sandlock-prof")
+	build := exec.Command("go", "build", "-tags", "pprof", "-o", prof, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building sandlock-prof: %v\n%s", err, out)
+	}
+	defer os.Remove(prof)
+	cpu := filepath.Join(t.TempDir(), "cpu.prof")
+	cmd := exec.Command(testbin.Sandlock(t), sandboxArgs(t, "--cpuprofile", cpu, "--", "sleep", "1")...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := strconv.Itoa(cmd.Process.Pid)
+	var kids []string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if comm, _ := os.ReadFile("/proc/" + pid + "/comm"); string(comm) != "sandlock-prof\n" {
+			continue // not exec'd yet
+		}
+		list, _ := os.ReadFile("/proc/" + pid + "/task/" + pid + "/children")
+		kids = kids[:0]
+		for _, k := range strings.Fields(string(list)) {
+			comm, _ := os.ReadFile("/proc/" + k + "/comm")
+			kids = append(kids, strings.TrimSpace(string(comm)))
+		}
+		if slices.Contains(kids, "sleep") {
+			break
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("sandlock with --cpuprofile: %v", err)
+	}
+	if d := cmp.Diff([]string{"sleep"}, kids); d != "" {
+		t.Errorf("sandlock-prof's children while the command runs (-want +got):\n%s", d)
+	}
+	if st, err := os.Stat(cpu); err != nil || st.Size() == 0 {
+		t.Errorf("no CPU profile written: %v", err)
 	}
 }

@@ -11,6 +11,9 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+
+	// Forks run's command as the program starts (see the package).
+	_ "github.com/sandlock/sandlock/internal/early"
 )
 
 // Exit codes (CLI.md).
@@ -30,7 +33,10 @@ func init() {
 }
 
 func main() {
-	os.Exit(Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	code := Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	// An early child the command line did not use ends with sandlock
+	// (it is killed when the main thread exits): no need to wait for it.
+	os.Exit(code)
 }
 
 // Main runs the CLI and returns the exit code; tests call it directly.

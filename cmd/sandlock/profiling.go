@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/sandlock/sandlock/internal/spawn"
 )
 
 // Profiling sandlock itself (--cpuprofile, --memprofile, --trace, --pprof)
@@ -75,5 +77,8 @@ func execProfBuild(args []string) error {
 	if _, err := os.Stat(prof); err != nil {
 		return fmt.Errorf("profiling needs %s next to sandlock (make builds it): %w", profBinary, err)
 	}
+	// The early child would outlive the exec (it dies with the main
+	// thread, which an exec keeps).
+	spawn.AbortEarly()
 	return fmt.Errorf("profiling: exec %s: %w", prof, syscall.Exec(prof, append([]string{prof}, args...), os.Environ()))
 }

@@ -20,6 +20,11 @@
 // writes only its own frame and the child record; the parent blocks every
 // signal around the fork and the child resets the Go runtime's handlers to
 // the default before it unblocks them, as the runtime does for ForkExec.
+//
+// A program that knows at its start that it will run one command (the CLI)
+// forks it earlier still (StartEarly): the child takes the steps that need
+// no command on another CPU while the program initialises, then, handed the
+// command, the rest (see early.go).
 package spawn
 
 import (
@@ -113,19 +118,20 @@ type child struct {
 	cpus       *unix.CPUSet
 	nofile     *unix.Rlimit
 	// the hostname's namespaces
-	hostname *byte
-	hostLen  uintptr
-	hostRule unix.LandlockPathBeneathAttr
-	fallback unix.SockFprog
-	hostNS   bool          // written by the child: the namespaces were made
-	hostStep int           // or else the step that failed (hostSteps)
-	hostErr  syscall.Errno // and its error
-	dropCaps bool
-	nnp      bool
-	capHdr   unix.CapUserHeader
-	capData  [2]unix.CapUserData
-	filters  [maxFilters]unix.SockFprog
-	nfilters int
+	hostWanted bool // make the namespaces (childHostNamespaces)
+	hostname   *byte
+	hostLen    uintptr
+	hostRule   unix.LandlockPathBeneathAttr
+	fallback   unix.SockFprog
+	hostNS     bool          // written by the child: the namespaces were made
+	hostStep   int           // or else the step that failed (hostSteps)
+	hostErr    syscall.Errno // and its error
+	dropCaps   bool
+	nnp        bool
+	capHdr     unix.CapUserHeader
+	capData    [2]unix.CapUserData
+	filters    [maxFilters]unix.SockFprog
+	nfilters   int
 	// the listener's hand-over: a one-byte message whose control data
 	// carries the descriptor (written by the child at fdSlot)
 	sock   uintptr
@@ -163,10 +169,12 @@ const (
 	stepNNP
 	stepSeccomp
 	stepSendListener
+	stepUnshareFiles
+	stepLost
 )
 
 var stepNames = [...]string{"", "setpgid", "TIOCSPGRP", "prctl(PR_SET_PDEATHSIG)", "chdir", "dup3", "landlock_restrict_self", "execve",
-	"sched_setaffinity", "prlimit(RLIMIT_NOFILE)", "drop capabilities", "prctl(PR_SET_NO_NEW_PRIVS)", "seccomp(SET_MODE_FILTER)", "send the listener"}
+	"sched_setaffinity", "prlimit(RLIMIT_NOFILE)", "drop capabilities", "prctl(PR_SET_NO_NEW_PRIVS)", "seccomp(SET_MODE_FILTER)", "send the listener", "unshare(CLONE_FILES)", "died before its exec"}
 
 // ChildError is a failure in the child before its exec.
 type ChildError struct {
@@ -264,7 +272,7 @@ func (c *child) prepareConfinement(attr *Attr) error {
 			return fmt.Errorf("spawn: hostname %q: 1 to 64 bytes, with a fallback filter", attr.Hostname)
 		}
 		h := []byte(attr.Hostname)
-		c.hostname, c.hostLen = &h[0], uintptr(len(h))
+		c.hostname, c.hostLen, c.hostWanted = &h[0], uintptr(len(h)), true
 		c.hostRule.Allowed_access = unix.LANDLOCK_ACCESS_FS_READ_FILE
 		c.fallback = unix.SockFprog{Len: uint16(len(attr.HostFallback)), Filter: &attr.HostFallback[0]}
 	}
@@ -331,7 +339,12 @@ func (ch *Child) Start() (pid, pidfd int, err error) {
 	if err1 != 0 {
 		return 0, -1, fmt.Errorf("clone: %w", err1)
 	}
-	pid = int(r1)
+	return c.result(int(r1))
+}
+
+// result returns pid and the child's pidfd once the child has exec'd; if it
+// failed before, it reaps it and returns its error.
+func (c *child) result(pid int) (int, int, error) {
 	if c.step != stepNone {
 		// The child exited: reap it.
 		var ws unix.WaitStatus
@@ -383,22 +396,26 @@ func childMain(c *child) {
 //go:nosplit
 //go:norace
 func childSetup(c *child) (int, syscall.Errno) {
+	if step, err := childPrelude(c); err != 0 {
+		return step, err
+	}
+	return childConfine(c)
+}
+
+// childPrelude takes the child's steps that depend on no command: its
+// process group, its parent-death signal, the hostname's namespaces, the
+// capability bounding and ambient sets, no_new_privs. None of them changes
+// what the steps of childConfine may do (the effective capabilities stay
+// until then). An early child (StartEarly) takes them before its command
+// is known.
+//
+//go:nosplit
+//go:norace
+func childPrelude(c *child) (int, syscall.Errno) {
 	var err syscall.Errno
 	if c.setpgid {
 		if _, _, err = syscall.RawSyscall(unix.SYS_SETPGID, 0, 0, 0); err != 0 {
 			return stepSetpgid, err
-		}
-	}
-	if c.foreground {
-		pgrp, _, _ := syscall.RawSyscall(unix.SYS_GETPID, 0, 0, 0)
-		p32 := int32(pgrp)
-		if _, _, err = syscall.RawSyscall(unix.SYS_IOCTL, c.ctty, unix.TIOCSPGRP, uintptr(unsafe.Pointer(&p32))); err != 0 {
-			return stepForeground, err
-		}
-	}
-	for sig := 1; sig < len(c.reset) && !c.cleared; sig++ {
-		if c.reset[sig] {
-			syscall.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&c.dfl)), 0, 8, 0, 0)
 		}
 	}
 	if c.pdeathsig != 0 {
@@ -411,12 +428,46 @@ func childSetup(c *child) (int, syscall.Errno) {
 			syscall.RawSyscall(unix.SYS_KILL, self, c.pdeathsig, 0)
 		}
 	}
+	if c.hostWanted {
+		c.hostNS = childHostNamespaces(c)
+	}
+	if c.dropCaps {
+		if err = childDropBounding(); err != 0 {
+			return stepCaps, err
+		}
+	}
+	if c.nnp {
+		if _, _, err = syscall.RawSyscall6(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0); err != 0 {
+			return stepNNP, err
+		}
+	}
+	return stepNone, 0
+}
+
+// childConfine takes the rest of the child's steps, up to its exec.
+//
+//go:nosplit
+//go:norace
+func childConfine(c *child) (int, syscall.Errno) {
+	var err syscall.Errno
+	if c.foreground {
+		pgrp, _, _ := syscall.RawSyscall(unix.SYS_GETPID, 0, 0, 0)
+		p32 := int32(pgrp)
+		if _, _, err = syscall.RawSyscall(unix.SYS_IOCTL, c.ctty, unix.TIOCSPGRP, uintptr(unsafe.Pointer(&p32))); err != 0 {
+			return stepForeground, err
+		}
+	}
+	for sig := 1; sig < len(c.reset) && !c.cleared; sig++ {
+		if c.reset[sig] {
+			syscall.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&c.dfl)), 0, 8, 0, 0)
+		}
+	}
 	if c.cpus != nil {
 		if _, _, err = syscall.RawSyscall(unix.SYS_SCHED_SETAFFINITY, 0, unsafe.Sizeof(*c.cpus), uintptr(unsafe.Pointer(c.cpus))); err != 0 {
 			return stepAffinity, err
 		}
 	}
-	if c.hostname != nil {
+	if c.hostNS {
 		c.hostNS = childHostname(c)
 	}
 	if c.dir != nil {
@@ -465,13 +516,8 @@ func childSetup(c *child) (int, syscall.Errno) {
 		}
 	}
 	if c.dropCaps {
-		if err = childDropCaps(c); err != 0 {
+		if _, _, err = syscall.RawSyscall(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&c.capHdr)), uintptr(unsafe.Pointer(&c.capData[0])), 0); err != 0 {
 			return stepCaps, err
-		}
-	}
-	if c.nnp {
-		if _, _, err = syscall.RawSyscall6(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0); err != 0 {
-			return stepNNP, err
 		}
 	}
 	if c.useLL {
@@ -494,16 +540,15 @@ func childSetup(c *child) (int, syscall.Errno) {
 	return stepNone, 0
 }
 
-// childHostname makes the hostname's namespaces in the child and lets the
-// Landlock ruleset read /etc/hostname there: the mount namespace becomes a
-// slave of the host's (mounts made on the host later still appear inside,
-// nothing made inside leaks out), /proc/sys/kernel/hostname, which shows
-// the reader's UTS name, is bound read-only over /etc/hostname, and the
-// hostname is set. False when a step failed (hostFailed).
+// childHostNamespaces makes the hostname's namespaces in the child: the
+// mount namespace becomes a slave of the host's (mounts made on the host
+// later still appear inside, nothing made inside leaks out) and
+// /proc/sys/kernel/hostname, which shows the reader's UTS name, is bound
+// read-only over /etc/hostname. False when a step failed (hostFailed).
 //
 //go:nosplit
 //go:norace
-func childHostname(c *child) bool {
+func childHostNamespaces(c *child) bool {
 	empty := uintptr(unsafe.Pointer(&cEmpty[0]))
 	etc := uintptr(unsafe.Pointer(&cEtcHostname[0]))
 	if _, _, e := syscall.RawSyscall(unix.SYS_UNSHARE, unix.CLONE_NEWNS|unix.CLONE_NEWUTS, 0, 0); e != 0 {
@@ -518,6 +563,17 @@ func childHostname(c *child) bool {
 	if _, _, e := syscall.RawSyscall6(unix.SYS_MOUNT, empty, etc, empty, unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, 0, 0); e != 0 {
 		return c.hostFailed(3, e)
 	}
+	return true
+}
+
+// childHostname sets the hostname in the namespaces childHostNamespaces
+// made and lets the Landlock ruleset read /etc/hostname there. False when
+// a step failed (hostFailed).
+//
+//go:nosplit
+//go:norace
+func childHostname(c *child) bool {
+	etc := uintptr(unsafe.Pointer(&cEtcHostname[0]))
 	if _, _, e := syscall.RawSyscall(unix.SYS_SETHOSTNAME, uintptr(unsafe.Pointer(c.hostname)), c.hostLen, 0); e != 0 {
 		return c.hostFailed(4, e)
 	}
@@ -537,7 +593,7 @@ func childHostname(c *child) bool {
 	return true
 }
 
-// hostFailed records the step of childHostname that failed, and its error.
+// hostFailed records the step of the hostname's set-up that failed, and its error.
 //
 //go:nosplit
 //go:norace
@@ -560,13 +616,14 @@ var (
 	atFDCWD       = uintptr(fdcwd)
 )
 
-// childDropCaps empties the child's capability sets: bounding (dropping
-// 0, 1, ... until the kernel answers EINVAL past its last capability),
-// ambient, then permitted, effective and inheritable (capset).
+// childDropBounding empties the child's capability bounding set (dropping
+// 0, 1, ... until the kernel answers EINVAL past its last capability) and
+// its ambient set. The effective, permitted and inheritable sets are
+// emptied later (capset in childConfine).
 //
 //go:nosplit
 //go:norace
-func childDropCaps(c *child) syscall.Errno {
+func childDropBounding() syscall.Errno {
 	for cp := uintptr(0); cp < 64; cp++ {
 		_, _, e := syscall.RawSyscall6(unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, cp, 0, 0, 0, 0)
 		if e == unix.EINVAL {
@@ -579,8 +636,7 @@ func childDropCaps(c *child) syscall.Errno {
 	if _, _, e := syscall.RawSyscall6(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0, 0); e != 0 && e != unix.EINVAL {
 		return e
 	}
-	_, _, e := syscall.RawSyscall(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&c.capHdr)), uintptr(unsafe.Pointer(&c.capData[0])), 0)
-	return e
+	return 0
 }
 
 // childFilters installs the child's seccomp filters and sends the first

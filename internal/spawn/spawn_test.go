@@ -36,6 +36,13 @@ func runArgv(t *testing.T, attr *Attr, path string, argv ...string) (string, uni
 	defer null.Close()
 	attr.Files = []int{int(null.Fd()), int(w.Fd()), int(w.Fd())}
 	pid, pidfd, err := forkExec(path, argv, []string{"PATH=/usr/bin:/bin"}, attr)
+	return collect(t, r, w, pid, pidfd, err)
+}
+
+// collect closes w, the child's end of the pipe r, and returns what the
+// child wrote there and its wait status, once started (pid, pidfd, err).
+func collect(t *testing.T, r, w *os.File, pid, pidfd int, err error) (string, unix.WaitStatus) {
+	t.Helper()
 	w.Close()
 	if err != nil {
 		t.Fatal(err)
