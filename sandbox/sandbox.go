@@ -378,17 +378,12 @@ func (sb *Sandbox) startConfined(arch *bpfprog.Arch, rs *confine.Ruleset, path s
 		}
 		return 0, -1, err
 	}
-	// The supervisor is made while the command starts: an early child
-	// takes its last steps and execs meanwhile, a vfork child has exec'd
-	// and its loader is at work.
-	sup, supErr := sb.newSupervisor(arch)
 	if early != nil {
+		// Sleeping until the exec leaves the early child the CPU, should
+		// the two share one.
 		claimed := pid
 		if pid, pidfd, err = early.Wait(); err != nil {
 			supervisor.ReleaseClaim(claimed)
-			if sup != nil {
-				sup.Stop()
-			}
 			if e, ok := err.(syscall.Errno); ok {
 				return 0, -1, &ExecError{Err: e}
 			}
@@ -398,8 +393,10 @@ func (sb *Sandbox) startConfined(arch *bpfprog.Arch, rs *confine.Ruleset, path s
 	if p.NoSupervisor {
 		return pid, pidfd, nil
 	}
-	err = supErr
+	// The supervisor is made while the command's dynamic loader is at
+	// work: a notified syscall it makes meanwhile waits for it.
 	listener := -1
+	sup, err := sb.newSupervisor(arch)
 	if err == nil {
 		sb.sup = sup
 		// Registered before the listener is served: the command's first

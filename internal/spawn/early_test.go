@@ -61,8 +61,9 @@ func runEarly(t *testing.T, attr *Attr, delay time.Duration, script string) (str
 
 // TestEarlyChild checks that a command run by an early child is confined as
 // one forked when it starts (TestConfinedChild), in its own process group,
-// with no signal blocked or caught and only its three descriptors, whether
-// it is handed over while the child spins or once it sleeps on its futex.
+// with no signal blocked or caught, only its three descriptors and the
+// parent's CPU mask, whether it is handed over while the child spins or once
+// it sleeps on its futex.
 func TestEarlyChild(t *testing.T) {
 	for _, delay := range []time.Duration{0, 100 * time.Millisecond} {
 		attr, sock := confinedAttr(t)
@@ -75,7 +76,8 @@ func TestEarlyChild(t *testing.T) {
 		// cat's status only its signal state (grep catches SIGSEGV).
 		var got []string
 		for i, l := range strings.Split(strings.TrimSpace(out), "\n") {
-			if i < 9 || strings.HasPrefix(l, "SigBlk") || strings.HasPrefix(l, "SigCgt") || !strings.Contains(l, ":") {
+			if i < 9 || strings.HasPrefix(l, "SigBlk") || strings.HasPrefix(l, "SigCgt") || strings.HasPrefix(l, "Cpus_allowed_list") ||
+				!strings.Contains(l, ":") {
 				got = append(got, l)
 			}
 		}
@@ -94,7 +96,8 @@ func TestEarlyChild(t *testing.T) {
 			got[9] = "pgid" // its own group
 		}
 		// ls's own descriptor for the directory makes the fourth.
-		want = append(want, "pgid", "4", "SigBlk:\t0000000000000000", "SigCgt:\t0000000000000000")
+		// The CPU mask is the parent's again (awayFromCaller's is undone).
+		want = append(want, "pgid", "4", "SigBlk:\t0000000000000000", "SigCgt:\t0000000000000000", cpusAllowed(t))
 		if d := cmp.Diff(want, got); d != "" {
 			t.Errorf("delay %v: the early child's command (-want +got):\n%s", delay, d)
 		}
@@ -158,4 +161,20 @@ func TestEarlyAbort(t *testing.T) {
 			t.Errorf("delay %v: an aborted early child can still be taken", delay)
 		}
 	}
+}
+
+// cpusAllowed returns this process's Cpus_allowed_list line.
+func cpusAllowed(t *testing.T) string {
+	t.Helper()
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(status), "\n") {
+		if strings.HasPrefix(l, "Cpus_allowed_list") {
+			return l
+		}
+	}
+	t.Fatal("no Cpus_allowed_list in /proc/self/status")
+	return ""
 }
