@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"bufio"
+	"io"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -93,9 +94,13 @@ func TestCollectWhileSupervisorIdle(t *testing.T) {
 	defer inW.Close()
 	defer outR.Close()
 	p := &policy.Policy{FSRead: systemRead(), Env: []string{"PATH=/usr/bin:/bin"}}
-	// Notified calls first (a spare worker the hostname open starts
-	// leaves again), then a read that blocks until the test is done.
-	script := "read h </etc/hostname; for i in 1 2 3 4; do /bin/true; done; echo ready; read done"
+	// Notified calls (forks) until the test has seen the sole receiver
+	// wait in ppoll, then a read that blocks until the test is done. A
+	// receiver decides how to wait as it starts waiting: one that did
+	// while a spare worker was still there (the first fork, which starts
+	// the watchdog, may start one) waits the Go way until the next
+	// notification, so the test asks for forks until it sees ppoll.
+	script := "read h </etc/hostname; while read cmd && [ \"$cmd\" = fork ]; do /bin/true; echo ready; done; read done"
 	sb, err := Start(p, Command{Path: "sh", Args: []string{"sh", "-c", script}, Stdin: inR, Stdout: outW, Stderr: outW}, nil)
 	inR.Close()
 	outW.Close()
@@ -107,18 +112,20 @@ func TestCollectWhileSupervisorIdle(t *testing.T) {
 		sb.Close()
 	}()
 	sc := bufio.NewScanner(outR)
-	if !sc.Scan() || sc.Text() != "ready" {
-		t.Fatalf("got %q", sc.Text())
-	}
-	// The sole receiver is now waiting in ppoll holding its P; the test
+	// The sole receiver must be waiting in ppoll holding its P; the test
 	// means nothing otherwise.
-	deadline := time.Now().Add(10 * time.Second)
-	for testenv.ThreadsInSyscall(unix.SYS_PPOLL) == 0 {
+	deadline := time.Now().Add(30 * time.Second)
+	for forks := 0; testenv.ThreadsInSyscall(unix.SYS_PPOLL) == 0; forks++ {
 		if time.Now().After(deadline) {
-			t.Fatal("no supervisor thread waits in ppoll")
+			t.Fatalf("no supervisor thread waits in ppoll after %d forks", forks)
 		}
-		time.Sleep(time.Millisecond)
+		io.WriteString(inW, "fork\n")
+		if !sc.Scan() || sc.Text() != "ready" {
+			t.Fatalf("got %q", sc.Text())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
+	io.WriteString(inW, "stop\n") // the loop ends; the script waits in its last read
 	exited := make(chan struct{})
 	go func() {
 		sb.Wait()
