@@ -4,25 +4,31 @@
 // SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP) that answers every notification with
 // CONTINUE. sandlock's round trip is measured against it in the same run.
 //
+// The command installs the filter itself, between its fork and its exec
+// (internal/spawn), and hands the listener over: refsup's own threads stay
+// unconfined. (It used to confine its main thread and fork from it; the Go
+// runtime's own mmap on that thread, made holding its P, then waited on a
+// supervisor goroutine that could not be scheduled, and a benchmark run
+// hung.)
+//
 //	refsup CMD [ARGS...]
 package main
 
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"syscall"
 
 	"github.com/sandlock/sandlock/bpfprog"
+	"github.com/sandlock/sandlock/internal/spawn"
 	"github.com/sandlock/sandlock/internal/sys"
 	"golang.org/x/sys/unix"
 )
 
 func init() {
-	// The main thread is confined and forks the command; the collector
-	// stays off so that no stop-the-world waits on its notified syscalls.
-	runtime.LockOSThread()
 	debug.SetGCPercent(-1)
 }
 
@@ -42,12 +48,28 @@ func main() {
 		{Code: unix.BPF_RET | unix.BPF_K, K: uint32(bpfprog.ActNotify)},
 		{Code: unix.BPF_RET | unix.BPF_K, K: uint32(bpfprog.ActAllow)},
 	}
-	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		fail(err)
-	}
-	l, err := sys.SeccompSetFilter(sys.FilterFlagNewListener, filter)
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		fail(err)
+	}
+	path, err := exec.LookPath(os.Args[1])
+	if err != nil {
+		fail(err)
+	}
+	ch, err := spawn.Prepare(path, os.Args[1:], os.Environ(), &spawn.Attr{Files: []int{0, 1, 2}, LandlockFD: -1,
+		Pdeathsig: syscall.SIGKILL, NoNewPrivs: true, Filters: [][]unix.SockFilter{filter}, SendListener: true, ListenerSock: pair[1]})
+	if err != nil {
+		fail(err)
+	}
+	runtime.LockOSThread() // the parent-death signal follows the forking thread
+	pid, pidfd, err := ch.Start()
+	if err != nil {
+		fail(err)
+	}
+	unix.Close(pidfd)
+	l, err := sys.RecvFD(pair[0], unix.MSG_DONTWAIT)
+	if err != nil {
+		fail(fmt.Errorf("receive the listener: %w", err))
 	}
 	// REFSUP_NO_SYNC=1 leaves SYNC_WAKE_UP off, to measure what it saves.
 	if os.Getenv("REFSUP_NO_SYNC") == "" {
@@ -56,10 +78,6 @@ func main() {
 		}
 	}
 	go serve(l)
-	pid, err := syscall.ForkExec(os.Args[1], os.Args[1:], &syscall.ProcAttr{Env: os.Environ(), Files: []uintptr{0, 1, 2}})
-	if err != nil {
-		fail(err)
-	}
 	var ws syscall.WaitStatus
 	syscall.Wait4(pid, &ws, 0, nil)
 	os.Exit(ws.ExitStatus())
