@@ -98,8 +98,9 @@ const (
 
 // child is everything the child reads, prepared by the parent: no
 // allocation or conversion happens after the fork. The child writes only
-// step, err, hostNS and the descriptor numbers it hands on (in hostRule and
-// at fdSlot), while the parent is suspended.
+// step, err, the hostname's outcome (hostNS, hostStep, hostErr) and the
+// descriptor numbers it hands on (in hostRule and at fdSlot), while the
+// parent is suspended (vfork) or waits for its exec (an early child).
 type child struct {
 	path       *byte
 	argv, envv **byte
