@@ -167,15 +167,16 @@ func (p *Policy) Validate() error {
 		}
 	}
 	if p.NoSupervisor {
-		if flag := p.supervisorFlag(); flag != "" {
+		if flag := p.SupervisorFlag(); flag != "" {
 			return &Error{Flag: "--no-supervisor", Err: fmt.Errorf("--no-supervisor is incompatible with: %s", flag)}
 		}
 	}
 	return nil
 }
 
-// supervisorFlag names a set option that needs the supervisor.
-func (p *Policy) supervisorFlag() string {
+// SupervisorFlag names a set option that needs the supervisor ("" if
+// none).
+func (p *Policy) SupervisorFlag() string {
 	switch {
 	case p.MaxMemory > 0:
 		return "--max-memory"

@@ -189,6 +189,13 @@ func namespaceFilters(arch *bpfprog.Arch, p *policy.Policy) ([][]unix.SockFilter
 	return bpfprog.Filters(arch, o)
 }
 
+// nestedSandbox reports whether err is the child's seccomp() refusing a
+// second user-notification listener: sandlock runs in a sandbox already.
+func nestedSandbox(err error) bool {
+	var ce *spawn.ChildError
+	return errors.As(err, &ce) && ce.Step == spawn.StepSeccomp && ce.Err == unix.EBUSY
+}
+
 // buildRuleset builds p's Landlock ruleset.
 func buildRuleset(p *policy.Policy) (*confine.Ruleset, error) {
 	return confine.BuildRuleset(confine.LandlockSpec{
@@ -251,6 +258,22 @@ func Start(p *policy.Policy, cmd Command, opts *Options) (*Sandbox, error) {
 	}
 
 	pid, pidfd, err := sb.startConfined(arch, rs, path, argv, env, files)
+	if nestedSandbox(err) && !p.NoSupervisor {
+		// sandlock runs inside a sandbox whose filter has a listener: its
+		// command can have no supervisor of its own (the kernel allows one
+		// listener per filter chain). It runs with Landlock and the
+		// kernel-only filter, as with --no-supervisor, under the outer
+		// sandbox's supervisor and limits, as the Rust sandlock does — unless
+		// the policy asks for what only a supervisor gives.
+		if flag := p.SupervisorFlag(); flag != "" {
+			return nil, &policy.Error{Flag: flag, Err: errors.New("needs a supervisor, which a sandbox inside a sandbox cannot have")}
+		}
+		nested := *p
+		nested.NoSupervisor = true
+		p = &nested
+		sb.policy = p
+		pid, pidfd, err = sb.startConfined(arch, rs, path, argv, env, files)
+	}
 	if err != nil {
 		var ee *ExecError
 		if errors.As(err, &ee) {

@@ -481,3 +481,47 @@ func TestProfilingExecLeavesNoEarlyChild(t *testing.T) {
 		t.Errorf("no CPU profile written: %v", err)
 	}
 }
+
+// TestNestedSandlock runs sandlock inside sandlock. The kernel allows one
+// user-notification listener per filter chain, so the inner sandbox has no
+// supervisor of its own: it runs with its Landlock rules and the
+// kernel-only filter under the outer one's supervisor (as the Rust sandlock
+// does), and refuses, naming the flag, a limit only a supervisor enforces.
+// (It used to exit 125: "seccomp(SET_MODE_FILTER): device or resource
+// busy".)
+func TestNestedSandlock(t *testing.T) {
+	requireSandbox(t)
+	secret := t.TempDir()
+	if err := os.WriteFile(filepath.Join(secret, "s"), []byte("outer only\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hidden := t.TempDir() // not in the outer sandbox's rules
+	if err := os.WriteFile(filepath.Join(hidden, "h"), []byte("nobody\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	outer := sandboxArgs(t, "-r", secret, "--")
+	inner := append([]string{testbin.Sandlock(t)}, sandboxArgs(t)...)
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{"runs", append(inner, "--", "sh", "-c", "echo inner; exit 7"), 7, "inner\n", ""},
+		{"inner Landlock", append(inner, "--", "sh", "-c", "cat "+secret+"/s || echo denied"), 0, "denied\n", ""},
+		{"what both allow", append(inner, "-r", secret, "--", "cat", secret+"/s"), 0, "outer only\n", ""},
+		{"outer Landlock", append(inner, "-r", hidden, "--", "sh", "-c", "cat "+hidden+"/h || echo denied"), 0, "denied\n", ""},
+		{"limit refused", append(inner, "-m", "64M", "--", "true"), 125, "",
+			"sandlock: --max-memory: needs a supervisor, which a sandbox inside a sandbox cannot have\n"},
+	} {
+		r := run(t, "", append(outer, tc.args...)...)
+		stderr := r.stderr
+		if tc.stderr == "" {
+			stderr = "" // cat's own message, when it is denied
+		}
+		if d := cmp.Diff(result{tc.code, tc.stdout, tc.stderr}, result{r.code, r.stdout, stderr}, cmp.AllowUnexported(result{})); d != "" {
+			t.Errorf("%s (-want +got):\n%s\nstderr: %s", tc.name, d, r.stderr)
+		}
+	}
+}

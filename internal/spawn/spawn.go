@@ -175,7 +175,12 @@ const (
 )
 
 var stepNames = [...]string{"", "setpgid", "TIOCSPGRP", "prctl(PR_SET_PDEATHSIG)", "chdir", "dup3", "landlock_restrict_self", "execve",
-	"sched_setaffinity", "prlimit(RLIMIT_NOFILE)", "drop capabilities", "prctl(PR_SET_NO_NEW_PRIVS)", "seccomp(SET_MODE_FILTER)", "send the listener", "unshare(CLONE_FILES)", "died before its exec"}
+	"sched_setaffinity", "prlimit(RLIMIT_NOFILE)", "drop capabilities", "prctl(PR_SET_NO_NEW_PRIVS)", StepSeccomp, "send the listener", "unshare(CLONE_FILES)", "died before its exec"}
+
+// StepSeccomp is ChildError.Step when the child's seccomp() failed; with
+// EBUSY, the child is already under a filter with a user-notification
+// listener (a sandbox inside a sandbox): the kernel allows one per chain.
+const StepSeccomp = "seccomp(SET_MODE_FILTER)"
 
 // ChildError is a failure in the child before its exec.
 type ChildError struct {
