@@ -189,6 +189,15 @@ func namespaceFilters(arch *bpfprog.Arch, p *policy.Policy) ([][]unix.SockFilter
 	return bpfprog.Filters(arch, o)
 }
 
+// spawnError types a start's error: the exec's own errno (spawn returns
+// it bare) is an *ExecError.
+func spawnError(err error) error {
+	if e, ok := err.(syscall.Errno); ok {
+		return &ExecError{Err: e}
+	}
+	return err
+}
+
 // nestedSandbox reports whether err is the child's seccomp() refusing a
 // second user-notification listener: sandlock runs in a sandbox already.
 func nestedSandbox(err error) bool {
@@ -245,7 +254,7 @@ func Start(p *policy.Policy, cmd Command, opts *Options) (*Sandbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer rs.Close()
+	defer func() { rs.Close() }() // the one in use at the return (a nested start builds another)
 	files, closeFiles, err := stdio(cmd)
 	if err != nil {
 		return nil, err
@@ -272,6 +281,12 @@ func Start(p *policy.Policy, cmd Command, opts *Options) (*Sandbox, error) {
 		nested.NoSupervisor = true
 		p = &nested
 		sb.policy = p
+		// A fresh ruleset: the failed child may have added the hostname's
+		// rule to the first, for namespaces the retry does not make.
+		rs.Close()
+		if rs, err = buildRuleset(p); err != nil {
+			return nil, err
+		}
 		pid, pidfd, err = sb.startConfined(arch, rs, path, argv, env, files)
 	}
 	if err != nil {
@@ -396,10 +411,7 @@ func (sb *Sandbox) startConfined(arch *bpfprog.Arch, rs *confine.Ruleset, path s
 		return pid, err
 	}
 	if _, err = supervisor.ClaimRoot(start); err != nil {
-		if e, ok := err.(syscall.Errno); ok {
-			return 0, -1, &ExecError{Err: e}
-		}
-		return 0, -1, err
+		return 0, -1, spawnError(err)
 	}
 	if early != nil {
 		// Sleeping until the exec leaves the early child the CPU, should
@@ -407,10 +419,7 @@ func (sb *Sandbox) startConfined(arch *bpfprog.Arch, rs *confine.Ruleset, path s
 		claimed := pid
 		if pid, pidfd, err = early.Wait(); err != nil {
 			supervisor.ReleaseClaim(claimed)
-			if e, ok := err.(syscall.Errno); ok {
-				return 0, -1, &ExecError{Err: e}
-			}
-			return 0, -1, err
+			return 0, -1, spawnError(err)
 		}
 	}
 	if p.NoSupervisor {
