@@ -148,6 +148,7 @@ type Sandbox struct {
 	pidfd  int
 	sup    *supervisor.Supervisor
 	dog    atomic.Pointer[watchdog]
+	armed  bool // the command ran in an early child armed before it (tests)
 
 	stopOnce    sync.Once
 	cleaned     chan struct{} // closed once cleanup has released everything
@@ -175,6 +176,38 @@ func filterOptions(p *policy.Policy) bpfprog.Options {
 		}
 	}
 	return bo
+}
+
+// filters returns the sandbox's filters: with the hostname virtualized by
+// the supervisor, and by namespaces (nil when neither the policy nor the
+// options let the namespaces do it).
+func (sb *Sandbox) filters(arch *bpfprog.Arch) (filters, nsFilters [][]unix.SockFilter, err error) {
+	if filters, err = bpfprog.Filters(arch, filterOptions(sb.policy)); err != nil {
+		return nil, nil, err
+	}
+	if !sb.opts.HostnameBySupervisor {
+		if nsFilters, err = namespaceFilters(arch, sb.policy); err != nil {
+			return nil, nil, err
+		}
+	}
+	return filters, nsFilters, nil
+}
+
+// armable reports whether an early child may be armed for cmd under p
+// (spawn.Early.Arm): with a supervisor and the hostname's namespaces,
+// sandlock's own filters (a syscall denied by name could be one the child
+// makes after them), and the command's descriptors 0, 1 and 2 its own
+// (the armed child works in sandlock's descriptor table until its exec).
+func armable(p *policy.Policy, cmd Command, nsFilters [][]unix.SockFilter) bool {
+	if p.NoSupervisor || p.Interactive || nsFilters == nil || len(p.ExtraDenySyscalls) > 0 {
+		return false
+	}
+	for i, f := range []*os.File{cmd.Stdin, cmd.Stdout, cmd.Stderr} {
+		if f == nil || f.Fd() != uintptr(i) {
+			return false
+		}
+	}
+	return true
 }
 
 // namespaceFilters returns the filters for p when the hostname is
@@ -248,6 +281,28 @@ func Start(p *policy.Policy, cmd Command, opts *Options) (*Sandbox, error) {
 	if sb.name == "" {
 		sb.name = "sandbox-" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(seq.Add(1), 10)
 	}
+	// sandlock's own command may have been forked at its start already
+	// (spawn.StartEarly): its first steps are taken. Armed now, it installs
+	// its filters while the rest is prepared (see armable).
+	var early *spawn.Early
+	if sb.opts.InProcess {
+		if early = spawn.TakeEarly(); early != nil {
+			defer func() {
+				if early != nil {
+					early.Abort() // not handed its command
+				}
+			}()
+		}
+	}
+	filters, nsFilters, err := sb.filters(arch)
+	if err != nil {
+		return nil, err
+	}
+	if early != nil && armable(p, cmd, nsFilters) {
+		if err := early.Arm(&spawn.Attr{Filters: nsFilters, HostFallback: filters[0], Hostname: sb.name, SendListener: true}); err != nil {
+			return nil, err
+		}
+	}
 	// Built here in both designs: its errors (a path that does not exist,
 	// a protection the kernel lacks) are the user's and typed.
 	rs, err := buildRuleset(p)
@@ -266,7 +321,8 @@ func Start(p *policy.Policy, cmd Command, opts *Options) (*Sandbox, error) {
 		unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 	}
 
-	pid, pidfd, err := sb.startConfined(arch, rs, path, argv, env, files)
+	pid, pidfd, err := sb.startConfined(arch, rs, path, argv, env, files, filters, nsFilters, early)
+	early = nil // taken, aborted or exec'd by startConfined
 	if nestedSandbox(err) && !p.NoSupervisor {
 		// sandlock runs inside a sandbox whose filter has a listener: its
 		// command can have no supervisor of its own (the kernel allows one
@@ -287,7 +343,10 @@ func Start(p *policy.Policy, cmd Command, opts *Options) (*Sandbox, error) {
 		if rs, err = buildRuleset(p); err != nil {
 			return nil, err
 		}
-		pid, pidfd, err = sb.startConfined(arch, rs, path, argv, env, files)
+		if filters, nsFilters, err = sb.filters(arch); err != nil {
+			return nil, err
+		}
+		pid, pidfd, err = sb.startConfined(arch, rs, path, argv, env, files, filters, nsFilters, nil)
 	}
 	if err != nil {
 		var ee *ExecError
@@ -310,24 +369,23 @@ func Start(p *policy.Policy, cmd Command, opts *Options) (*Sandbox, error) {
 }
 
 // startConfined forks the command (from the calling goroutine's thread
-// with Options.InProcess, else from the forker thread): the child
-// confines itself — the hostname's
+// with Options.InProcess, else from the forker thread), or hands it to
+// the early child Start took: the child confines itself — the hostname's
 // namespaces, capabilities, no_new_privs, Landlock, the filters — and hands
-// the filter's listener back over a socket before its exec (see package
-// spawn). The supervisor is made while the command starts (its dynamic
-// loader is at work on the other CPU), then serves the listener: a
-// notified syscall the command makes meanwhile waits for it.
-func (sb *Sandbox) startConfined(arch *bpfprog.Arch, rs *confine.Ruleset, path string, argv, env []string, files []uintptr) (pid, pidfd int, err error) {
+// the filter's listener back over a socket before its exec, or, armed,
+// made it in sandlock's descriptor table (see package spawn). The
+// supervisor is made while the command starts (its dynamic loader is at
+// work on the other CPU), then serves the listener: a notified syscall the
+// command makes meanwhile waits for it.
+func (sb *Sandbox) startConfined(arch *bpfprog.Arch, rs *confine.Ruleset, path string, argv, env []string, files []uintptr,
+	filters, nsFilters [][]unix.SockFilter, early *spawn.Early) (pid, pidfd int, err error) {
 	p := sb.policy
-	filters, err := bpfprog.Filters(arch, filterOptions(p))
-	if err != nil {
-		return 0, -1, err
-	}
-	var nsFilters [][]unix.SockFilter
-	if !sb.opts.HostnameBySupervisor {
-		if nsFilters, err = namespaceFilters(arch, p); err != nil {
-			return 0, -1, err
-		}
+	if early != nil {
+		defer func() {
+			if early != nil {
+				early.Abort() // not handed the command
+			}
+		}()
 	}
 	// No descriptor but the three reaches the command: those sandlock
 	// inherited, and any a host program left inheritable, are marked
@@ -361,8 +419,17 @@ func (sb *Sandbox) startConfined(arch *bpfprog.Arch, rs *confine.Ruleset, path s
 	if nsFilters != nil {
 		attr.Hostname, attr.HostFallback, attr.Filters = sb.name, filters[0], nsFilters
 	}
+	// An early child takes the rest of the steps (Start took it), if it
+	// fits; one that does not is ended, armed or not, and the command is
+	// forked as usual.
+	if early != nil && !early.Fits(attr) {
+		early.Abort()
+		early = nil
+	}
 	host := -1
-	if !p.NoSupervisor {
+	armed := early != nil && early.Armed()
+	sb.armed = armed
+	if !p.NoSupervisor && !armed {
 		pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			return 0, -1, fmt.Errorf("socketpair: %w", err)
@@ -386,20 +453,11 @@ func (sb *Sandbox) startConfined(arch *bpfprog.Arch, rs *confine.Ruleset, path s
 			return 0, -1, fmt.Errorf("prctl(PR_SET_DUMPABLE): %w", err)
 		}
 	}
-	// sandlock's own command may have been forked at its start already
-	// (spawn.StartEarly): its first steps are taken, it is handed the
-	// rest.
-	var early *spawn.Early
-	if sb.opts.InProcess {
-		if early = spawn.TakeEarly(); early != nil && !early.Fits(attr) {
-			early.Abort()
-			early = nil
-		}
-	}
+	var handed *spawn.Early
 	start := func() (int, error) {
 		if early != nil {
-			pid = early.Go(child)
-			return pid, nil
+			handed, early = early, nil
+			return handed.Go(child)
 		}
 		if sb.opts.InProcess {
 			pid, pidfd, err = child.Start()
@@ -413,11 +471,11 @@ func (sb *Sandbox) startConfined(arch *bpfprog.Arch, rs *confine.Ruleset, path s
 	if _, err = supervisor.ClaimRoot(start); err != nil {
 		return 0, -1, spawnError(err)
 	}
-	if early != nil {
+	if handed != nil {
 		// Sleeping until the exec leaves the early child the CPU, should
 		// the two share one.
 		claimed := pid
-		if pid, pidfd, err = early.Wait(); err != nil {
+		if pid, pidfd, err = handed.Wait(); err != nil {
 			supervisor.ReleaseClaim(claimed)
 			return 0, -1, spawnError(err)
 		}
@@ -428,13 +486,21 @@ func (sb *Sandbox) startConfined(arch *bpfprog.Arch, rs *confine.Ruleset, path s
 	// The supervisor is made while the command's dynamic loader is at
 	// work: a notified syscall it makes meanwhile waits for it.
 	listener := -1
+	if armed {
+		// Made by the child in sandlock's descriptor table.
+		listener = handed.Listener()
+		sys.NotifSetFlags(listener, sys.UserNotifFdSyncWakeUp)
+	}
 	sup, err := sb.newSupervisor(arch)
 	if err == nil {
 		sb.sup = sup
 		// Registered before the listener is served: the command's first
 		// notification finds it known.
 		sup.RegisterRoot(pid)
-		if listener, err = recvListener(host); err == nil {
+		if !armed {
+			listener, err = recvListener(host)
+		}
+		if err == nil {
 			if err = sup.Start(listener); err != nil {
 				listener = -1 // Stop closes it
 			}

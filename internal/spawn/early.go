@@ -32,6 +32,19 @@ import (
 // cross-CPU wake-up costs tens of microseconds here), then, after a while,
 // on a futex. The parent learns of its exec or death through
 // CLONE_CHILD_CLEARTID, which the kernel clears at both.
+//
+// It can also be armed (Arm) as soon as the policy is known, before the
+// command is prepared: it then sets the hostname and installs the filters
+// — a tenth of a millisecond of the kernel's, the longest of its steps —
+// while its parent builds the Landlock ruleset and prepares the command.
+// An armed child keeps the parent's descriptor table until its exec, which
+// copies it (the kernel unshares a shared table at execve): the filter's
+// listener is made in it, for the parent to use as it is, and the child
+// only makes 0, 1 and 2 inheritable and marks every other descriptor
+// close-on-exec (which the parent's are already), so Go takes only a
+// command whose descriptors are the parent's own 0, 1 and 2. Its steps
+// after the filters are syscalls sandlock's filters neither deny nor
+// notify (the caller arms only with those).
 
 // States of an early child (earlyChild.state).
 const (
@@ -39,6 +52,7 @@ const (
 	earlySleeping        // waiting on the futex
 	earlyGo              // handed its command
 	earlyAbort           // to exit
+	earlyArm             // handed its hostname and filters (Arm)
 )
 
 // earlyStack is the size of an early child's stack: its nosplit code needs
@@ -56,6 +70,24 @@ type earlyChild struct {
 	state uint32      // earlyReady, ...
 	tid   uint32      // cleared by the kernel at the child's exec or exit
 	next  *child      // the command, from the hand-over on
+	arm   armed       // its hostname and filters, from Arm on
+}
+
+// armed is what Arm hands an early child before its command: it sets the
+// hostname and installs the filters while the parent prepares the rest.
+// The child writes listener (the first filter's listener, in the
+// descriptor table it still shares with the parent) and the outcome.
+type armed struct {
+	wanted   bool // set by Arm before the state says so
+	filters  [maxFilters]unix.SockFprog
+	nfilters int
+	fallback unix.SockFprog
+	hostname *byte
+	hostLen  uintptr
+	listen   bool
+	listener int32
+	step     int
+	err      syscall.Errno
 }
 
 // Early is an early child (see StartEarly).
@@ -64,6 +96,8 @@ type Early struct {
 	stack []byte
 	pid   int
 	done  bool
+	// keep holds what the child reads through the pointers of e.arm.
+	keep [][]unix.SockFilter
 }
 
 var (
@@ -83,7 +117,7 @@ func StartEarly() error {
 	if !earlySupported || noClone3 {
 		return errors.New("spawn: no early child on this architecture")
 	}
-	e := &earlyChild{tid: 1}
+	e := &earlyChild{tid: 1, arm: armed{listener: -1}}
 	c := &e.c
 	c.setpgid, c.pdeathsig, c.hostWanted, c.dropCaps, c.nnp = true, uintptr(syscall.SIGKILL), true, sys.HasAnyCap(), true
 	c.pidfd = -1
@@ -138,10 +172,69 @@ func (e *Early) Fits(attr *Attr) bool {
 		attr.DropCaps == c.dropCaps && attr.Hostname != ""
 }
 
+// Arm hands the early child, before its command, the hostname and the
+// filters of attr (Filters, HostFallback, Hostname, SendListener; the rest
+// of attr is not read): it sets the hostname and installs the filters —
+// the longest of its steps — while the caller prepares the rest of the
+// command. The child then goes on in the parent's descriptor table: the
+// first filter's listener is created there (Listener), and the command's
+// descriptors must be its 0, 1 and 2 as they are, which it only makes
+// inheritable (Go checks). No syscall the child makes after the filters
+// may be one that a filter denies or notifies: the caller arms only with
+// sandlock's own filters, which allow every one of them.
+func (e *Early) Arm(attr *Attr) error {
+	a := &e.e.arm
+	if a.wanted {
+		return errors.New("spawn: early child armed twice")
+	}
+	if len(attr.Filters) == 0 || len(attr.Filters) > maxFilters || attr.Hostname == "" || len(attr.Hostname) > 64 || len(attr.HostFallback) == 0 {
+		return errors.New("spawn: an early child is armed with a hostname, its fallback filter and 1 to 4 filters")
+	}
+	for i, f := range attr.Filters {
+		if len(f) > 0xffff {
+			return fmt.Errorf("spawn: seccomp filter %d: %d instructions", i, len(f))
+		}
+		a.filters[i] = unix.SockFprog{Len: uint16(len(f)), Filter: &f[0]}
+	}
+	a.nfilters = len(attr.Filters)
+	a.fallback = unix.SockFprog{Len: uint16(len(attr.HostFallback)), Filter: &attr.HostFallback[0]}
+	h := []byte(attr.Hostname)
+	a.hostname, a.hostLen, a.listen = &h[0], uintptr(len(h)), attr.SendListener
+	e.keep = append(append(e.keep, attr.Filters...), attr.HostFallback)
+	a.wanted = true
+	if atomic.SwapUint32(&e.e.state, earlyArm) == earlySleeping {
+		futex(&e.e.state, futexWake, 1)
+	}
+	return nil
+}
+
+// Armed reports whether Arm was called.
+func (e *Early) Armed() bool { return e.e.arm.wanted }
+
+// Listener returns the listener of an armed child's first filter, a
+// descriptor of the caller's, once Wait has returned without error; -1
+// when there is none.
+func (e *Early) Listener() int { return int(e.e.arm.listener) }
+
 // Go hands the early child its command, prepared with an Attr that Fits,
-// and returns the child's pid. Wait says whether the exec succeeded.
-func (e *Early) Go(ch *Child) int {
+// and returns the child's pid. Wait says whether the exec succeeded. An
+// armed child takes the filters it was armed with: ch's must be the same,
+// and its descriptors 0, 1 and 2 as they are.
+func (e *Early) Go(ch *Child) (int, error) {
 	n := ch.c
+	if a := &e.e.arm; a.wanted {
+		same := n.nfilters == a.nfilters && n.nfds == 3
+		for i := 0; same && i < n.nfilters; i++ {
+			same = n.filters[i] == a.filters[i]
+		}
+		for i := 0; same && i < n.nfds; i++ {
+			same = n.fds[i] == i
+		}
+		if !same {
+			return 0, errors.New("spawn: the command differs from what the early child was armed with")
+		}
+		n.armed = true
+	}
 	n.cleared, n.oldMask = true, e.e.c.oldMask
 	if n.cpus == nil && e.e.cpus.Count() > 0 {
 		n.cpus = &e.e.cpus // undoes awayFromCaller's
@@ -153,7 +246,7 @@ func (e *Early) Go(ch *Child) int {
 	if atomic.SwapUint32(&e.e.state, earlyGo) == earlySleeping {
 		futex(&e.e.state, futexWake, 1)
 	}
-	return e.pid
+	return e.pid, nil
 }
 
 // Wait waits until the child has exec'd its command or failed, and returns
@@ -169,7 +262,20 @@ func (e *Early) Wait() (pid, pidfd int, err error) {
 	e.release()
 	n := e.e.next
 	n.pidfd = e.e.c.pidfd
-	return n.result(e.pid)
+	pid, pidfd, err = n.result(e.pid)
+	if err != nil {
+		e.closeListener()
+	}
+	return pid, pidfd, err
+}
+
+// closeListener closes the listener an armed child made in the caller's
+// descriptor table, once the child is gone.
+func (e *Early) closeListener() {
+	if fd := e.e.arm.listener; fd >= 0 {
+		unix.Close(int(fd))
+		e.e.arm.listener = -1
+	}
 }
 
 // Abort ends the early child and reaps it.
@@ -184,6 +290,7 @@ func (e *Early) Abort() {
 		}
 	}
 	e.release()
+	e.closeListener()
 	if e.e.c.pidfd >= 0 {
 		unix.Close(int(e.e.c.pidfd))
 	}
@@ -241,6 +348,7 @@ func earlyMainPC() uintptr {
 func earlyMain(e *earlyChild) {
 	c := &e.c
 	step, err := childPrelude(c)
+	armed := false
 	for i := 0; ; i++ {
 		s := loadUint32(&e.state)
 		if s == earlyGo {
@@ -249,17 +357,36 @@ func earlyMain(e *earlyChild) {
 		if s == earlyAbort {
 			earlyExit()
 		}
+		if s == earlyArm && !armed {
+			armed = true
+			if err == 0 {
+				earlyArmed(e)
+			}
+			continue
+		}
 		if i < earlySpins {
 			syscall.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
-		} else if casUint32(&e.state, earlyReady, earlySleeping) || s == earlySleeping {
+		} else if (s == earlyReady || s == earlyArm) && casUint32(&e.state, s, earlySleeping) || s == earlySleeping {
 			syscall.RawSyscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(&e.state)), futexWait, earlySleeping, 0, 0, 0)
 		}
+	}
+	if e.arm.wanted && !armed && err == 0 {
+		// Handed its command before it saw the filters: installed now.
+		armed = true
+		earlyArmed(e)
 	}
 	n := e.next
 	// The rest of the command's steps (childConfine) go on from the
 	// prelude's outcome.
 	n.hostNS, n.hostStep, n.hostErr = c.hostNS, c.hostStep, c.hostErr
-	if err == 0 {
+	switch {
+	case err != 0:
+	case armed:
+		// Its filters are in place; its descriptor table is still the
+		// parent's, which the exec copies (Go checked that its 0, 1 and
+		// 2 are the command's).
+		step, err = e.arm.step, e.arm.err
+	default:
 		// From here on the child's descriptors are its own.
 		if _, _, err = syscall.RawSyscall(unix.SYS_UNSHARE, unix.CLONE_FILES, 0, 0); err != 0 {
 			step = stepUnshareFiles
@@ -275,6 +402,48 @@ func earlyMain(e *earlyChild) {
 	}
 	n.err, n.step = err, step
 	earlyExit()
+}
+
+// earlyArmed takes an armed early child's steps: the hostname, then the
+// filters, the first with a listener (see Early.Arm). Its outcome goes to
+// e.arm.step and e.arm.err; a failed sethostname leaves the hostname to the
+// supervisor (the fallback filter), as childHostname's failures do.
+//
+//go:nosplit
+//go:norace
+func earlyArmed(e *earlyChild) {
+	c, a := &e.c, &e.arm
+	if c.hostNS {
+		if _, _, er := syscall.RawSyscall(unix.SYS_SETHOSTNAME, uintptr(unsafe.Pointer(a.hostname)), a.hostLen, 0); er != 0 {
+			c.hostNS = c.hostFailed(4, er)
+		}
+	}
+	first := &a.filters[0]
+	if !c.hostNS {
+		first = &a.fallback
+	}
+	var flags uintptr
+	if a.listen {
+		flags = sys.FilterFlagNewListener | sys.FilterFlagWaitKillable
+	}
+	fd, _, er := syscall.RawSyscall(unix.SYS_SECCOMP, sys.SECCOMP_SET_MODE_FILTER, flags, uintptr(unsafe.Pointer(first)))
+	if er == unix.EINVAL && flags&sys.FilterFlagWaitKillable != 0 {
+		flags &^= sys.FilterFlagWaitKillable
+		fd, _, er = syscall.RawSyscall(unix.SYS_SECCOMP, sys.SECCOMP_SET_MODE_FILTER, flags, uintptr(unsafe.Pointer(first)))
+	}
+	if er != 0 {
+		a.step, a.err = stepSeccomp, er
+		return
+	}
+	if flags != 0 {
+		a.listener = int32(fd)
+	}
+	for i := 1; i < a.nfilters; i++ {
+		if _, _, er = syscall.RawSyscall(unix.SYS_SECCOMP, sys.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&a.filters[i]))); er != 0 {
+			a.step, a.err = stepSeccomp, er
+			return
+		}
+	}
 }
 
 // earlyExit ends an early child.

@@ -3,13 +3,16 @@ package spawn
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/sandlock/sandlock/internal/sys"
 	"golang.org/x/sys/unix"
 )
 
@@ -54,7 +57,9 @@ func runEarly(t *testing.T, attr *Attr, delay time.Duration, script string) (str
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.Go(ch)
+	if _, err := e.Go(ch); err != nil {
+		t.Fatal(err)
+	}
 	pid, pidfd, err := e.Wait()
 	return collect(t, r, w, pid, pidfd, err)
 }
@@ -129,7 +134,10 @@ func TestEarlyErrors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pid := e.Go(ch)
+		pid, err := e.Go(ch)
+		if err != nil {
+			t.Fatal(err)
+		}
 		_, _, err = e.Wait()
 		var ce *ChildError
 		switch {
@@ -145,20 +153,156 @@ func TestEarlyErrors(t *testing.T) {
 }
 
 // TestEarlyAbort: an early child nobody takes ends and is reaped, spinning
-// or asleep.
+// or asleep, armed or not, and leaves no descriptor behind (nor closes one
+// of the parent's: an unarmed child has no listener to close).
 func TestEarlyAbort(t *testing.T) {
-	for _, delay := range []time.Duration{0, 100 * time.Millisecond} {
-		e := startEarly(t)
-		earlyMu.Lock()
-		earlyOne = e
-		earlyMu.Unlock()
-		time.Sleep(delay)
-		AbortEarly()
-		if err := unix.Kill(e.pid, 0); err != unix.ESRCH {
-			t.Errorf("delay %v: the aborted child is still there (kill: %v)", delay, err)
+	for _, arm := range []bool{false, true} {
+		for _, delay := range []time.Duration{0, 100 * time.Millisecond} {
+			before := openFDs(t)
+			e := startEarly(t)
+			earlyMu.Lock()
+			earlyOne = e
+			earlyMu.Unlock()
+			if arm {
+				attr, _ := confinedAttr(t)
+				if err := e.Arm(attr); err != nil {
+					t.Fatal(err)
+				}
+			}
+			time.Sleep(delay)
+			AbortEarly()
+			if err := unix.Kill(e.pid, 0); err != unix.ESRCH {
+				t.Errorf("armed %v, delay %v: the aborted child is still there (kill: %v)", arm, delay, err)
+			}
+			if TakeEarly() != nil {
+				t.Errorf("armed %v, delay %v: an aborted early child can still be taken", arm, delay)
+			}
+			if d := cmp.Diff(before, openFDs(t)); d != "" {
+				t.Errorf("armed %v, delay %v: descriptors before and after (-before +after):\n%s", arm, delay, d)
+			}
 		}
-		if TakeEarly() != nil {
-			t.Errorf("delay %v: an aborted early child can still be taken", delay)
+	}
+}
+
+// openFDs lists this process's descriptors but the socket pairs
+// confinedAttr makes (closed at the test's end), with what they are.
+func openFDs(t *testing.T) []string {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		what, _ := os.Readlink("/proc/self/fd/" + e.Name())
+		if !strings.HasPrefix(what, "socket:") && !strings.HasSuffix(what, "/fd") { // ReadDir's own
+			out = append(out, e.Name()+" "+what)
+		}
+	}
+	return out
+}
+
+// TestEarlyArmed checks an early child armed before its command (Arm): the
+// command is confined as TestEarlyChild's, only its 0, 1 and 2 reach it
+// (the child worked in the parent's descriptor table), and the first
+// filter's listener is a descriptor of the parent's. Armed and handed its
+// command at once, armed while it spins, and armed once it sleeps.
+func TestEarlyArmed(t *testing.T) {
+	runtime.LockOSThread() // the early child's parent-death signal follows this thread
+	defer runtime.UnlockOSThread()
+	dir := t.TempDir()
+	for _, delay := range []time.Duration{-1, 0, 100 * time.Millisecond} {
+		e := startEarly(t)
+		attr, sock := confinedAttr(t)
+		attr.Files, attr.CloseOthers = []int{0, 1, 2}, true
+		if delay >= 0 {
+			time.Sleep(delay)
+			if err := e.Arm(attr); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(delay)
+		}
+		out := filepath.Join(dir, "out")
+		script := "(" + confinedScript + "; ls /proc/self/fd | wc -l) >" + out
+		ch, err := Prepare("/bin/sh", []string{"sh", "-c", script}, []string{"PATH=/usr/bin:/bin"}, attr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if delay < 0 {
+			if err := e.Arm(attr); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := e.Go(ch); err != nil {
+			t.Fatal(err)
+		}
+		pid, pidfd, err := e.Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		listener := e.Listener()
+		what, _ := os.Readlink("/proc/self/fd/" + strconv.Itoa(listener))
+		unix.Close(listener)
+		var ws unix.WaitStatus
+		unix.Wait4(pid, &ws, 0, nil)
+		unix.Close(pidfd)
+		b, _ := os.ReadFile(out)
+		if ws.ExitStatus() != 0 {
+			t.Fatalf("delay %v: exit %v: %s", delay, ws, b)
+		}
+		want := []string{"NoNewPrivs:\t1", "Seccomp:\t2"}
+		got := strings.Split(strings.TrimSpace(string(b)), "\n")
+		if os.Geteuid() == 0 {
+			want = append([]string{"CapInh:\t0000000000000000", "CapPrm:\t0000000000000000", "CapEff:\t0000000000000000",
+				"CapBnd:\t0000000000000000", "CapAmb:\t0000000000000000"}, want...)
+			want = append(want, "spawn-test", "spawn-test")
+		} else if len(got) > 5 {
+			got = got[5:]
+		}
+		want = append(want, "4") // ls's own descriptor for the directory makes the fourth
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("delay %v: the armed child's command (-want +got):\n%s", delay, d)
+		}
+		if what != "anon_inode:seccomp notify" {
+			t.Errorf("delay %v: the listener is %q, not a seccomp listener", delay, what)
+		}
+		if _, err := sys.RecvFD(sock, unix.MSG_DONTWAIT); err == nil {
+			t.Errorf("delay %v: an armed child sent a listener over the socket too", delay)
+		}
+	}
+}
+
+// TestEarlyArmedMismatch: an armed child is not handed a command with other
+// filters or descriptors; ended, it leaves no listener behind.
+func TestEarlyArmedMismatch(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(*Attr)
+	}{
+		{"other filters", func(a *Attr) {
+			a.Filters = [][]unix.SockFilter{{{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ALLOW}}}
+		}},
+		{"other descriptors", func(a *Attr) { a.Files = []int{0, 2, 1} }},
+	} {
+		before := openFDs(t)
+		e := startEarly(t)
+		attr, _ := confinedAttr(t)
+		attr.Files = []int{0, 1, 2}
+		if err := e.Arm(attr); err != nil {
+			t.Fatal(err)
+		}
+		other := *attr
+		tc.change(&other)
+		ch, err := Prepare("/bin/true", []string{"true"}, nil, &other)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Go(ch); err == nil {
+			t.Errorf("%s: handed to the armed child", tc.name)
+		}
+		e.Abort()
+		if d := cmp.Diff(before, openFDs(t)); d != "" {
+			t.Errorf("%s: descriptors before and after (-before +after):\n%s", tc.name, d)
 		}
 	}
 }

@@ -146,6 +146,9 @@ type child struct {
 	// (CLONE_CLEAR_SIGHAND), so the child skips its loop over reset
 	cargs   cloneArgs
 	cleared bool
+	// armed: an early child that set the hostname and installed the
+	// filters already (Early.Arm), in the parent's descriptor table
+	armed   bool
 	dfl     sys.Sigaction
 	oldMask uint64
 	pidfd   int32
@@ -172,10 +175,12 @@ const (
 	stepSendListener
 	stepUnshareFiles
 	stepLost
+	stepHostRule
 )
 
 var stepNames = [...]string{"", "setpgid", "TIOCSPGRP", "prctl(PR_SET_PDEATHSIG)", "chdir", "dup3", "landlock_restrict_self", "execve",
-	"sched_setaffinity", "prlimit(RLIMIT_NOFILE)", "drop capabilities", "prctl(PR_SET_NO_NEW_PRIVS)", StepSeccomp, "send the listener", "unshare(CLONE_FILES)", "died before its exec"}
+	"sched_setaffinity", "prlimit(RLIMIT_NOFILE)", "drop capabilities", "prctl(PR_SET_NO_NEW_PRIVS)", StepSeccomp, "send the listener", "unshare(CLONE_FILES)", "died before its exec",
+	"let Landlock read /etc/hostname"}
 
 // StepSeccomp is ChildError.Step when the child's seccomp() failed; with
 // EBUSY, the child is already under a filter with a user-notification
@@ -473,7 +478,14 @@ func childConfine(c *child) (int, syscall.Errno) {
 			return stepAffinity, err
 		}
 	}
-	if c.hostNS {
+	switch {
+	case c.armed:
+		// The hostname is set and the filters, which leave it to the
+		// namespaces, are in place: the rule cannot fall back.
+		if c.hostNS && c.useLL && !childHostRule(c) {
+			return stepHostRule, c.hostErr
+		}
+	case c.hostNS:
 		c.hostNS = childHostname(c)
 	}
 	if c.dir != nil {
@@ -531,7 +543,7 @@ func childConfine(c *child) (int, syscall.Errno) {
 			return stepLandlock, err
 		}
 	}
-	if c.nfilters > 0 {
+	if c.nfilters > 0 && !c.armed {
 		if step, err := childFilters(c); err != 0 {
 			return step, err
 		}
@@ -579,13 +591,19 @@ func childHostNamespaces(c *child) bool {
 //go:nosplit
 //go:norace
 func childHostname(c *child) bool {
-	etc := uintptr(unsafe.Pointer(&cEtcHostname[0]))
 	if _, _, e := syscall.RawSyscall(unix.SYS_SETHOSTNAME, uintptr(unsafe.Pointer(c.hostname)), c.hostLen, 0); e != 0 {
 		return c.hostFailed(4, e)
 	}
-	if !c.useLL {
-		return true
-	}
+	return !c.useLL || childHostRule(c)
+}
+
+// childHostRule lets the Landlock ruleset read /etc/hostname in the
+// namespaces childHostNamespaces made. False when it failed (hostFailed).
+//
+//go:nosplit
+//go:norace
+func childHostRule(c *child) bool {
+	etc := uintptr(unsafe.Pointer(&cEtcHostname[0]))
 	fd, _, e := syscall.RawSyscall6(unix.SYS_OPENAT, atFDCWD, etc, unix.O_PATH|unix.O_CLOEXEC, 0, 0, 0)
 	if e != 0 {
 		return c.hostFailed(5, e)
