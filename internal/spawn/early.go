@@ -59,6 +59,15 @@ const (
 // less than a page.
 const earlyStack = 64 << 10
 
+// earlyStackStatic is the stack of the first early child (of any, while no
+// other uses it): mapping one cost the program's start some 20
+// microseconds, on the way to the child's fork. earlyStackUsed says a
+// child, not yet exec'd or gone, runs on it.
+var (
+	earlyStackStatic [earlyStack]byte
+	earlyStackUsed   atomic.Bool
+)
+
 // earlySpins is how many times an early child yields the CPU before it
 // sleeps on the futex.
 const earlySpins = 4000
@@ -94,8 +103,10 @@ type armed struct {
 type Early struct {
 	e     *earlyChild
 	stack []byte
-	pid   int
-	done  bool
+	// static: stack is earlyStackStatic
+	static bool
+	pid    int
+	done   bool
 	// keep holds what the child reads through the pointers of e.arm.
 	keep [][]unix.SockFilter
 }
@@ -122,9 +133,13 @@ func StartEarly() error {
 	c.setpgid, c.pdeathsig, c.hostWanted, c.dropCaps, c.nnp = true, uintptr(syscall.SIGKILL), true, sys.HasAnyCap(), true
 	c.pidfd = -1
 	c.ppid, _, _ = syscall.RawSyscall(unix.SYS_GETPID, 0, 0, 0)
-	stack, err := unix.Mmap(-1, 0, earlyStack, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_STACK)
-	if err != nil {
-		return fmt.Errorf("spawn: early child's stack: %w", err)
+	stack, static := earlyStackStatic[:], earlyStackUsed.CompareAndSwap(false, true)
+	if !static {
+		var err error
+		stack, err = unix.Mmap(-1, 0, earlyStack, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_STACK)
+		if err != nil {
+			return fmt.Errorf("spawn: early child's stack: %w", err)
+		}
 	}
 	args := cloneArgs{flags: unix.CLONE_VM | unix.CLONE_FILES | unix.CLONE_PIDFD | unix.CLONE_CHILD_CLEARTID | cloneClearSighand,
 		pidfd: uint64(uintptr(unsafe.Pointer(&c.pidfd))), childTID: uint64(uintptr(unsafe.Pointer(&e.tid))),
@@ -134,13 +149,13 @@ func StartEarly() error {
 	pid, errno := rawCloneEarly(&args, unsafe.Sizeof(args), earlyMainPC(), e)
 	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&c.oldMask)), 0, 8, 0, 0)
 	if errno != 0 {
-		unix.Munmap(stack)
+		releaseStack(stack, static)
 		return fmt.Errorf("spawn: early child: clone3: %w", errno)
 	}
 	awayFromCaller(int(pid), &e.cpus)
 	earlyMu.Lock()
 	old := earlyOne
-	earlyOne = &Early{e: e, stack: stack, pid: int(pid)}
+	earlyOne = &Early{e: e, stack: stack, static: static, pid: int(pid)}
 	earlyMu.Unlock()
 	if old != nil {
 		old.Abort()
@@ -322,7 +337,16 @@ func awayFromCaller(pid int, cpus *unix.CPUSet) {
 func (e *Early) release() {
 	if !e.done {
 		e.done = true
-		unix.Munmap(e.stack)
+		releaseStack(e.stack, e.static)
+	}
+}
+
+// releaseStack frees an early child's stack, once it no longer runs on it.
+func releaseStack(stack []byte, static bool) {
+	if static {
+		earlyStackUsed.Store(false)
+	} else {
+		unix.Munmap(stack)
 	}
 }
 

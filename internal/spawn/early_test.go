@@ -180,6 +180,9 @@ func TestEarlyAbort(t *testing.T) {
 			if d := cmp.Diff(before, openFDs(t)); d != "" {
 				t.Errorf("armed %v, delay %v: descriptors before and after (-before +after):\n%s", arm, delay, d)
 			}
+			if earlyStackUsed.Load() {
+				t.Errorf("armed %v, delay %v: the static stack is still taken", arm, delay)
+			}
 		}
 	}
 }
@@ -321,4 +324,25 @@ func cpusAllowed(t *testing.T) string {
 	}
 	t.Fatal("no Cpus_allowed_list in /proc/self/status")
 	return ""
+}
+
+// TestEarlyStacks: the first early child runs on the static stack, one
+// forked while it is there on a mapped one; both are given back when the
+// children end.
+func TestEarlyStacks(t *testing.T) {
+	a := startEarly(t)
+	b := startEarly(t)
+	if !a.static || b.static {
+		t.Errorf("static stacks: first %v, second %v; want true, false", a.static, b.static)
+	}
+	b.Abort()
+	a.Abort()
+	if earlyStackUsed.Load() {
+		t.Error("the static stack is still taken")
+	}
+	c := startEarly(t)
+	defer c.Abort()
+	if !c.static {
+		t.Error("the static stack was not given back")
+	}
 }
