@@ -428,3 +428,49 @@ func TestPrebuiltCurrent(t *testing.T) {
 		t.Error("options without a stored program must not use one")
 	}
 }
+
+// TestRandomPoliciesMatch builds random policies — clusters of neighbouring
+// syscall numbers answered alike or not, with argument rules among them,
+// which the search tree groups into spans — and checks every number's verdict
+// in the interpreter against the policy's.
+func TestRandomPoliciesMatch(t *testing.T) {
+	rng := rand.New(rand.NewSource(2))
+	actions := []bpfprog.Action{bpfprog.Errno(unix.EPERM), bpfprog.Errno(unix.ENOSYS), bpfprog.ActNotify, bpfprog.ActAllow, bpfprog.ActKillProcess}
+	arch := bpfprog.X86_64
+	for round := 0; round < 200; round++ {
+		p := &bpfprog.Policy{Arch: arch, Rules: map[int]bpfprog.Rule{}}
+		for n := rng.Intn(12); n >= 0; n-- {
+			start, a := rng.Intn(arch.MaxNr()+1), actions[rng.Intn(len(actions))]
+			for nr := start; nr < start+1+rng.Intn(10) && nr <= arch.MaxNr(); nr++ {
+				switch rng.Intn(6) {
+				case 0:
+					p.Rules[nr] = bpfprog.Rule{Clauses: []bpfprog.Clause{{When: []bpfprog.Cond{{Arg: 0, Op: bpfprog.OpEq, Value: 7, Width: 32}}, Then: a}}, Else: bpfprog.ActAllow}
+				case 1:
+					p.Rules[nr] = bpfprog.Const(actions[rng.Intn(len(actions))])
+				default:
+					p.Rules[nr] = bpfprog.Const(a)
+				}
+			}
+		}
+		prog, err := Build(p)
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		vm, err := newClassicVM(prog.Filter)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for nr := uint32(0); nr <= uint32(arch.MaxNr())+16; nr++ {
+			for _, arg := range []uint64{0, 7} {
+				args := [6]uint64{arg}
+				got, err := vm.run(seccompData(arch.AuditArch, nr, args))
+				if err != nil {
+					t.Fatalf("round %d, nr %d: %v", round, nr, err)
+				}
+				if want := p.Eval(arch.AuditArch, nr, args); bpfprog.Action(got) != want {
+					t.Fatalf("round %d: %s(%d): filter says %s, policy says %s", round, arch.SyscallName(int(nr)), arg, bpfprog.Action(got), want)
+				}
+			}
+		}
+	}
+}

@@ -126,23 +126,71 @@ func (g *gen) target(nr int) string {
 	return "sys_" + g.p.Arch.SyscallName(nr)
 }
 
+// span is a run of consecutive syscall numbers with the same target: a
+// syscall with a rule of its own, or a run of numbers answered alike
+// (the default deny list is full of neighbours: mount to ioperm, the System
+// V calls, io_uring and the new mount API).
+type span struct {
+	lo, hi int
+	target string
+}
+
+// spans groups the sorted numbers nrs into spans.
+func (g *gen) spans(nrs []int) []span {
+	var out []span
+	for _, nr := range nrs {
+		t := g.target(nr)
+		if n := len(out); n > 0 && out[n-1].hi == nr-1 && out[n-1].target == t && g.p.Rules[nr].IsConst() {
+			out[n-1].hi = nr
+			continue
+		}
+		out = append(out, span{nr, nr, t})
+	}
+	return out
+}
+
 // tree emits a balanced binary search for the syscall number (in R0) over
-// nrs, jumping to each number's rule; numbers without a rule are allowed.
+// the spans of nrs, jumping to each span's rule or return; numbers without
+// a rule are allowed. Every program starts with it: each instruction saved
+// is one the kernel converts, JIT-compiles and runs, for every syscall
+// number, when it builds its action cache at each launch.
 func (g *gen) tree(nrs []int) {
-	if len(nrs) <= 3 {
-		for _, nr := range nrs {
-			g.emit(g.note(asm.JEq.Imm32(asm.R0, int32(nr), g.target(nr)), "%s", g.p.Arch.SyscallName(nr)))
+	g.spanTree(g.spans(nrs), int64(1)<<32-1)
+}
+
+// spanTree searches ss, all of whose numbers are at most max, as is the
+// number in R0.
+func (g *gen) spanTree(ss []span, max int64) {
+	if len(ss) <= 3 {
+		// Downwards: past a span (R0 below its low end) the bound falls.
+		for i := len(ss) - 1; i >= 0; i-- {
+			s := ss[i]
+			if s.lo == s.hi {
+				g.emit(g.note(asm.JEq.Imm32(asm.R0, int32(s.lo), s.target), "%s", g.p.Arch.SyscallName(s.lo)))
+				continue
+			}
+			if int64(s.hi) < max {
+				g.emit(g.note(asm.JGT.Imm32(asm.R0, int32(s.hi), g.stub(bpfprog.ActAllow)), "above %s", g.p.Arch.SyscallName(s.hi)))
+			}
+			g.emit(g.note(asm.JGE.Imm32(asm.R0, int32(s.lo), s.target), "%s to %s", g.p.Arch.SyscallName(s.lo), g.p.Arch.SyscallName(s.hi)))
+			max = int64(s.lo) - 1
 		}
 		g.emit(asm.Ja.Label(g.stub(bpfprog.ActAllow)))
 		return
 	}
-	mid := len(nrs) / 2
-	right := "gt_" + g.p.Arch.SyscallName(nrs[mid])
-	g.emit(g.note(asm.JEq.Imm32(asm.R0, int32(nrs[mid]), g.target(nrs[mid])), "%s", g.p.Arch.SyscallName(nrs[mid])))
-	g.emit(asm.JGT.Imm32(asm.R0, int32(nrs[mid]), right))
-	g.tree(nrs[:mid])
+	mid := len(ss) / 2
+	s := ss[mid]
+	right := "gt_" + g.p.Arch.SyscallName(s.hi)
+	if s.lo == s.hi {
+		g.emit(g.note(asm.JEq.Imm32(asm.R0, int32(s.lo), s.target), "%s", g.p.Arch.SyscallName(s.lo)))
+		g.emit(asm.JGT.Imm32(asm.R0, int32(s.hi), right))
+	} else {
+		g.emit(asm.JGT.Imm32(asm.R0, int32(s.hi), right))
+		g.emit(g.note(asm.JGE.Imm32(asm.R0, int32(s.lo), s.target), "%s to %s", g.p.Arch.SyscallName(s.lo), g.p.Arch.SyscallName(s.hi)))
+	}
+	g.spanTree(ss[:mid], int64(s.lo)-1)
 	g.label(right)
-	g.tree(nrs[mid+1:])
+	g.spanTree(ss[mid+1:], max)
 }
 
 // rule emits the clauses of a rule that depends on arguments.
