@@ -446,27 +446,13 @@ func earlyArmed(e *earlyChild) {
 	if !c.hostNS {
 		first = &a.fallback
 	}
-	var flags uintptr
-	if a.listen {
-		flags = sys.FilterFlagNewListener | sys.FilterFlagWaitKillable
-	}
-	fd, _, er := syscall.RawSyscall(unix.SYS_SECCOMP, sys.SECCOMP_SET_MODE_FILTER, flags, uintptr(unsafe.Pointer(first)))
-	if er == unix.EINVAL && flags&sys.FilterFlagWaitKillable != 0 {
-		flags &^= sys.FilterFlagWaitKillable
-		fd, _, er = syscall.RawSyscall(unix.SYS_SECCOMP, sys.SECCOMP_SET_MODE_FILTER, flags, uintptr(unsafe.Pointer(first)))
-	}
+	fd, er := installFilters(first, &a.filters, a.nfilters, a.listen)
 	if er != 0 {
 		a.step, a.err = stepSeccomp, er
 		return
 	}
-	if flags != 0 {
+	if a.listen {
 		a.listener = int32(fd)
-	}
-	for i := 1; i < a.nfilters; i++ {
-		if _, _, er = syscall.RawSyscall(unix.SYS_SECCOMP, sys.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&a.filters[i]))); er != 0 {
-			a.step, a.err = stepSeccomp, er
-			return
-		}
 	}
 }
 

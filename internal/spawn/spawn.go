@@ -673,31 +673,45 @@ func childFilters(c *child) (int, syscall.Errno) {
 	if c.hostname != nil && !c.hostNS {
 		first = &c.fallback
 	}
-	var flags uintptr
-	if c.sock != ^uintptr(0) {
-		flags = sys.FilterFlagNewListener | sys.FilterFlagWaitKillable
-	}
-	fd, _, e := syscall.RawSyscall(unix.SYS_SECCOMP, sys.SECCOMP_SET_MODE_FILTER, flags, uintptr(unsafe.Pointer(first)))
-	if e == unix.EINVAL && flags&sys.FilterFlagWaitKillable != 0 {
-		// Kernels before 5.19 do not know WAIT_KILLABLE_RECV.
-		flags &^= sys.FilterFlagWaitKillable
-		fd, _, e = syscall.RawSyscall(unix.SYS_SECCOMP, sys.SECCOMP_SET_MODE_FILTER, flags, uintptr(unsafe.Pointer(first)))
-	}
+	listen := c.sock != ^uintptr(0)
+	fd, e := installFilters(first, &c.filters, c.nfilters, listen)
 	if e != 0 {
 		return stepSeccomp, e
 	}
-	for i := 1; i < c.nfilters; i++ {
-		if _, _, e = syscall.RawSyscall(unix.SYS_SECCOMP, sys.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&c.filters[i]))); e != 0 {
-			return stepSeccomp, e
-		}
-	}
-	if flags != 0 {
+	if listen {
 		*c.fdSlot = int32(fd)
 		if _, _, e = syscall.RawSyscall(unix.SYS_SENDMSG, c.sock, uintptr(unsafe.Pointer(&c.msg)), 0); e != 0 {
 			return stepSendListener, e
 		}
 	}
 	return stepNone, 0
+}
+
+// installFilters installs first, then filters[1:n]; with listen, first gets
+// a user-notification listener (WAIT_KILLABLE_RECV where the kernel has it,
+// 5.19+), whose descriptor it returns.
+//
+//go:nosplit
+//go:norace
+func installFilters(first *unix.SockFprog, filters *[maxFilters]unix.SockFprog, n int, listen bool) (uintptr, syscall.Errno) {
+	var flags uintptr
+	if listen {
+		flags = sys.FilterFlagNewListener | sys.FilterFlagWaitKillable
+	}
+	fd, _, e := syscall.RawSyscall(unix.SYS_SECCOMP, sys.SECCOMP_SET_MODE_FILTER, flags, uintptr(unsafe.Pointer(first)))
+	if e == unix.EINVAL && flags&sys.FilterFlagWaitKillable != 0 {
+		flags &^= sys.FilterFlagWaitKillable
+		fd, _, e = syscall.RawSyscall(unix.SYS_SECCOMP, sys.SECCOMP_SET_MODE_FILTER, flags, uintptr(unsafe.Pointer(first)))
+	}
+	if e != 0 {
+		return 0, e
+	}
+	for i := 1; i < n && i < len(filters); i++ {
+		if _, _, e = syscall.RawSyscall(unix.SYS_SECCOMP, sys.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&filters[i]))); e != 0 {
+			return 0, e
+		}
+	}
+	return fd, 0
 }
 
 // rawVforkSyscall is syscall's own (asm_linux_*.s): a clone with CLONE_VM
