@@ -484,26 +484,29 @@ func (sb *Sandbox) startConfined(arch *bpfprog.Arch, rs *confine.Ruleset, path s
 		return pid, pidfd, nil
 	}
 	// The supervisor is made while the command's dynamic loader is at
-	// work: a notified syscall it makes meanwhile waits for it.
-	listener := -1
+	// work: a notified syscall it makes meanwhile waits for it. Its
+	// listener was made by an armed child in sandlock's descriptor table,
+	// or sent over the socket before the exec; the kernel is asked to wake
+	// whoever waits on it on the replying CPU (SYNC_WAKE_UP, 6.6+; without
+	// it each notification costs a cross-CPU wake-up).
+	var listener int
 	if armed {
-		// Made by the child in sandlock's descriptor table.
 		listener = handed.Listener()
-		sys.NotifSetFlags(listener, sys.UserNotifFdSyncWakeUp)
+	} else {
+		listener, err = recvListener(host)
 	}
-	sup, err := sb.newSupervisor(arch)
+	var sup *supervisor.Supervisor
+	if err == nil {
+		sys.NotifSetFlags(listener, sys.UserNotifFdSyncWakeUp)
+		sup, err = sb.newSupervisor(arch)
+	}
 	if err == nil {
 		sb.sup = sup
 		// Registered before the listener is served: the command's first
 		// notification finds it known.
 		sup.RegisterRoot(pid)
-		if !armed {
-			listener, err = recvListener(host)
-		}
-		if err == nil {
-			if err = sup.Start(listener); err != nil {
-				listener = -1 // Stop closes it
-			}
+		if err = sup.Start(listener); err != nil {
+			listener = -1 // Stop closes it
 		}
 	}
 	if err != nil {
@@ -522,15 +525,12 @@ func (sb *Sandbox) startConfined(arch *bpfprog.Arch, rs *confine.Ruleset, path s
 }
 
 // recvListener takes the listener the child sent over sock before its exec
-// (the message is there once the fork has returned) and asks the kernel to
-// wake whoever waits on it on the replying CPU (SYNC_WAKE_UP, 6.6+;
-// without it each notification costs a cross-CPU wake-up).
+// (the message is there once the fork has returned).
 func recvListener(sock int) (int, error) {
 	fd, err := sys.RecvFD(sock, unix.MSG_DONTWAIT)
 	if err != nil {
 		return -1, fmt.Errorf("receive the listener: %w", err)
 	}
-	sys.NotifSetFlags(fd, sys.UserNotifFdSyncWakeUp)
 	return fd, nil
 }
 

@@ -87,12 +87,8 @@ type earlyChild struct {
 // The child writes listener (the first filter's listener, in the
 // descriptor table it still shares with the parent) and the outcome.
 type armed struct {
-	wanted   bool // set by Arm before the state says so
-	filters  [maxFilters]unix.SockFprog
-	nfilters int
-	fallback unix.SockFprog
-	hostname *byte
-	hostLen  uintptr
+	wanted bool // set by Arm before the state says so
+	filterSet
 	listen   bool
 	listener int32
 	step     int
@@ -202,19 +198,13 @@ func (e *Early) Arm(attr *Attr) error {
 	if a.wanted {
 		return errors.New("spawn: early child armed twice")
 	}
-	if len(attr.Filters) == 0 || len(attr.Filters) > maxFilters || attr.Hostname == "" || len(attr.Hostname) > 64 || len(attr.HostFallback) == 0 {
-		return errors.New("spawn: an early child is armed with a hostname, its fallback filter and 1 to 4 filters")
+	if attr.Hostname == "" {
+		return errors.New("spawn: an early child is armed with a hostname")
 	}
-	for i, f := range attr.Filters {
-		if len(f) > 0xffff {
-			return fmt.Errorf("spawn: seccomp filter %d: %d instructions", i, len(f))
-		}
-		a.filters[i] = unix.SockFprog{Len: uint16(len(f)), Filter: &f[0]}
+	if err := a.set(attr); err != nil {
+		return err
 	}
-	a.nfilters = len(attr.Filters)
-	a.fallback = unix.SockFprog{Len: uint16(len(attr.HostFallback)), Filter: &attr.HostFallback[0]}
-	h := []byte(attr.Hostname)
-	a.hostname, a.hostLen, a.listen = &h[0], uintptr(len(h)), attr.SendListener
+	a.listen = attr.SendListener
 	e.keep = append(append(e.keep, attr.Filters...), attr.HostFallback)
 	a.wanted = true
 	if atomic.SwapUint32(&e.e.state, earlyArm) == earlySleeping {
@@ -438,15 +428,11 @@ func earlyMain(e *earlyChild) {
 func earlyArmed(e *earlyChild) {
 	c, a := &e.c, &e.arm
 	if c.hostNS {
-		if _, _, er := syscall.RawSyscall(unix.SYS_SETHOSTNAME, uintptr(unsafe.Pointer(a.hostname)), a.hostLen, 0); er != 0 {
+		if er := a.sethostname(); er != 0 {
 			c.hostNS = c.hostFailed(4, er)
 		}
 	}
-	first := &a.filters[0]
-	if !c.hostNS {
-		first = &a.fallback
-	}
-	fd, er := installFilters(first, &a.filters, a.nfilters, a.listen)
+	fd, er := a.install(c.hostNS, a.listen)
 	if er != 0 {
 		a.step, a.err = stepSeccomp, er
 		return

@@ -118,12 +118,10 @@ type child struct {
 	closeRest  bool
 	cpus       *unix.CPUSet
 	nofile     *unix.Rlimit
-	// the hostname's namespaces
+	// the filters and the hostname (in filterSet), and the namespaces
+	filterSet
 	hostWanted bool // make the namespaces (childHostNamespaces)
-	hostname   *byte
-	hostLen    uintptr
 	hostRule   unix.LandlockPathBeneathAttr
-	fallback   unix.SockFprog
 	hostNS     bool          // written by the child: the namespaces were made
 	hostStep   int           // or else the step that failed (hostSteps)
 	hostErr    syscall.Errno // and its error
@@ -131,8 +129,6 @@ type child struct {
 	nnp        bool
 	capHdr     unix.CapUserHeader
 	capData    [2]unix.CapUserData
-	filters    [maxFilters]unix.SockFprog
-	nfilters   int
 	// the listener's hand-over: a one-byte message whose control data
 	// carries the descriptor (written by the child at fdSlot)
 	sock   uintptr
@@ -211,9 +207,6 @@ func Prepare(path string, argv, env []string, attr *Attr) (*Child, error) {
 	if len(attr.Files) > maxFiles {
 		return nil, fmt.Errorf("spawn: %d descriptors, at most %d", len(attr.Files), maxFiles)
 	}
-	if len(attr.Filters) > maxFilters {
-		return nil, fmt.Errorf("spawn: %d seccomp filters, at most %d", len(attr.Filters), maxFilters)
-	}
 	c := &child{setpgid: attr.Setpgid || attr.Foreground, foreground: attr.Foreground, ctty: uintptr(attr.Ctty),
 		pdeathsig: uintptr(attr.Pdeathsig), nfds: len(attr.Files), pidfd: -1,
 		cpus: attr.CPUs, nofile: attr.NoFile, dropCaps: attr.DropCaps, nnp: attr.NoNewPrivs, closeRest: attr.CloseOthers}
@@ -271,21 +264,12 @@ func (c *child) prepareConfinement(attr *Attr) error {
 	c.cargs = cloneArgs{flags: unix.CLONE_VM | unix.CLONE_VFORK | unix.CLONE_PIDFD | cloneClearSighand,
 		pidfd: uint64(uintptr(unsafe.Pointer(&c.pidfd))), exitSignal: uint64(unix.SIGCHLD)}
 	c.capHdr.Version = unix.LINUX_CAPABILITY_VERSION_3
-	for i, f := range attr.Filters {
-		if len(f) == 0 || len(f) > 0xffff {
-			return fmt.Errorf("spawn: seccomp filter %d: %d instructions", i, len(f))
-		}
-		c.filters[i] = unix.SockFprog{Len: uint16(len(f)), Filter: &f[0]}
+	if err := c.filterSet.set(attr); err != nil {
+		return err
 	}
-	c.nfilters = len(attr.Filters)
-	if attr.Hostname != "" {
-		if len(attr.Hostname) > 64 || len(attr.HostFallback) == 0 || c.nfilters == 0 {
-			return fmt.Errorf("spawn: hostname %q: 1 to 64 bytes, with a fallback filter", attr.Hostname)
-		}
-		h := []byte(attr.Hostname)
-		c.hostname, c.hostLen, c.hostWanted = &h[0], uintptr(len(h)), true
+	if c.hostname != nil {
+		c.hostWanted = true
 		c.hostRule.Allowed_access = unix.LANDLOCK_ACCESS_FS_READ_FILE
-		c.fallback = unix.SockFprog{Len: uint16(len(attr.HostFallback)), Filter: &attr.HostFallback[0]}
 	}
 	c.sock = ^uintptr(0)
 	if attr.SendListener {
@@ -591,7 +575,7 @@ func childHostNamespaces(c *child) bool {
 //go:nosplit
 //go:norace
 func childHostname(c *child) bool {
-	if _, _, e := syscall.RawSyscall(unix.SYS_SETHOSTNAME, uintptr(unsafe.Pointer(c.hostname)), c.hostLen, 0); e != 0 {
+	if e := c.sethostname(); e != 0 {
 		return c.hostFailed(4, e)
 	}
 	return !c.useLL || childHostRule(c)
@@ -669,12 +653,8 @@ func childDropBounding() syscall.Errno {
 //go:nosplit
 //go:norace
 func childFilters(c *child) (int, syscall.Errno) {
-	first := &c.filters[0]
-	if c.hostname != nil && !c.hostNS {
-		first = &c.fallback
-	}
 	listen := c.sock != ^uintptr(0)
-	fd, e := installFilters(first, &c.filters, c.nfilters, listen)
+	fd, e := c.install(c.hostNS, listen)
 	if e != 0 {
 		return stepSeccomp, e
 	}
@@ -687,13 +667,63 @@ func childFilters(c *child) (int, syscall.Errno) {
 	return stepNone, 0
 }
 
-// installFilters installs first, then filters[1:n]; with listen, first gets
-// a user-notification listener (WAIT_KILLABLE_RECV where the kernel has it,
+// filterSet is what a child installs: its seccomp filters, and with a
+// hostname, the name and the first filter to use instead should the
+// hostname's namespaces fail (the one with which the supervisor
+// virtualizes it). A vfork or early child holds one; so does an early
+// child's arming (Early.Arm).
+type filterSet struct {
+	filters  [maxFilters]unix.SockFprog
+	nfilters int
+	fallback unix.SockFprog
+	hostname *byte
+	hostLen  uintptr
+}
+
+// set fills f from attr's Filters, Hostname and HostFallback.
+func (f *filterSet) set(attr *Attr) error {
+	if len(attr.Filters) > maxFilters {
+		return fmt.Errorf("spawn: %d seccomp filters, at most %d", len(attr.Filters), maxFilters)
+	}
+	for i, fl := range attr.Filters {
+		if len(fl) == 0 || len(fl) > 0xffff {
+			return fmt.Errorf("spawn: seccomp filter %d: %d instructions", i, len(fl))
+		}
+		f.filters[i] = unix.SockFprog{Len: uint16(len(fl)), Filter: &fl[0]}
+	}
+	f.nfilters = len(attr.Filters)
+	if attr.Hostname != "" {
+		if len(attr.Hostname) > 64 || len(attr.HostFallback) == 0 || f.nfilters == 0 {
+			return fmt.Errorf("spawn: hostname %q: 1 to 64 bytes, with a fallback filter", attr.Hostname)
+		}
+		h := []byte(attr.Hostname)
+		f.hostname, f.hostLen = &h[0], uintptr(len(h))
+		f.fallback = unix.SockFprog{Len: uint16(len(attr.HostFallback)), Filter: &attr.HostFallback[0]}
+	}
+	return nil
+}
+
+// sethostname sets the hostname f names.
+//
+//go:nosplit
+//go:norace
+func (f *filterSet) sethostname() syscall.Errno {
+	_, _, e := syscall.RawSyscall(unix.SYS_SETHOSTNAME, uintptr(unsafe.Pointer(f.hostname)), f.hostLen, 0)
+	return e
+}
+
+// install installs the filters — the fallback first when f has a hostname
+// but the namespaces (hostNS) failed. With listen, the first gets a
+// user-notification listener (WAIT_KILLABLE_RECV where the kernel has it,
 // 5.19+), whose descriptor it returns.
 //
 //go:nosplit
 //go:norace
-func installFilters(first *unix.SockFprog, filters *[maxFilters]unix.SockFprog, n int, listen bool) (uintptr, syscall.Errno) {
+func (f *filterSet) install(hostNS, listen bool) (uintptr, syscall.Errno) {
+	first := &f.filters[0]
+	if f.hostname != nil && !hostNS {
+		first = &f.fallback
+	}
 	var flags uintptr
 	if listen {
 		flags = sys.FilterFlagNewListener | sys.FilterFlagWaitKillable
@@ -706,8 +736,8 @@ func installFilters(first *unix.SockFprog, filters *[maxFilters]unix.SockFprog, 
 	if e != 0 {
 		return 0, e
 	}
-	for i := 1; i < n && i < len(filters); i++ {
-		if _, _, e = syscall.RawSyscall(unix.SYS_SECCOMP, sys.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&filters[i]))); e != 0 {
+	for i := 1; i < f.nfilters && i < len(f.filters); i++ {
+		if _, _, e = syscall.RawSyscall(unix.SYS_SECCOMP, sys.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&f.filters[i]))); e != 0 {
 			return 0, e
 		}
 	}
