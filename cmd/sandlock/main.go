@@ -1,4 +1,10 @@
+// The Go runtime's container-aware GOMAXPROCS reads /proc/self/cgroup,
+// /proc/self/mountinfo and the CPU controller's files at every start
+// (20-50 us of each launch here) and re-checks them every second; sandlock
+// sizes nothing by a CPU quota, so both are off (TestStartupGODEBUG).
+
 //go:debug updatemaxprocs=0
+//go:debug containermaxprocs=0
 
 // Command sandlock confines an untrusted command with Landlock, a seccomp
 // filter and a user-notification supervisor. It is a drop-in for the Rust
