@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/sandlock/sandlock/bpfprog"
+	"golang.org/x/sys/unix"
 )
 
 // TestDispatchCoversFilter checks, for every architecture, that the
@@ -39,7 +40,8 @@ func TestDispatchCoversFilter(t *testing.T) {
 			}
 			s := &Supervisor{cfg: Config{Arch: arch}}
 			s.handlers = make([]handlerFn, arch.MaxNr()+1)
-			s.isFork = make([]bool, arch.MaxNr()+1)
+			s.forkKind = make([]uint8, arch.MaxNr()+1)
+			s.isMem = make([]bool, arch.MaxNr()+1)
 			s.install()
 			var handled []string
 			for nr, h := range s.handlers {
@@ -52,6 +54,57 @@ func TestDispatchCoversFilter(t *testing.T) {
 			if diff := cmp.Diff(notified, handled); diff != "" {
 				t.Errorf("notified (-) vs handled (+):\n%s", diff)
 			}
+			checkClasses(t, s, arch)
 		})
+	}
+}
+
+// checkClasses checks the tables that classify notified syscalls by number
+// (fork kinds, memory calls) against their names, and the clone flags a
+// fork-family notification is given.
+func checkClasses(t *testing.T, s *Supervisor, arch *bpfprog.Arch) {
+	t.Helper()
+	var forks, mems []string
+	for nr := range s.forkKind {
+		if s.forkKind[nr] != notFork {
+			forks = append(forks, arch.SyscallName(nr))
+		}
+		if s.isMem[nr] {
+			mems = append(mems, arch.SyscallName(nr))
+		}
+	}
+	want := func(names ...string) []string {
+		var out []string
+		for _, n := range names {
+			if _, ok := arch.Nr(n); ok {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	sort.Strings(forks)
+	sort.Strings(mems)
+	if diff := cmp.Diff(want("clone", "fork", "vfork"), forks); diff != "" {
+		t.Errorf("fork-family syscalls (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(want("brk", "mmap", "mprotect", "mremap", "pkey_mprotect", "shmget"), mems); diff != "" {
+		t.Errorf("memory syscalls (-want +got):\n%s", diff)
+	}
+	const cloneArg = unix.CLONE_FILES | uint64(unix.SIGCHLD)
+	for name, flags := range map[string]uint64{
+		"fork":  uint64(unix.SIGCHLD),
+		"vfork": unix.CLONE_VM | unix.CLONE_VFORK | uint64(unix.SIGCHLD),
+		"clone": cloneArg,
+	} {
+		nr, ok := arch.Nr(name)
+		if !ok {
+			continue
+		}
+		w := &worker{s: s}
+		w.n.Data.Nr = int32(nr)
+		w.n.Data.Args[0] = cloneArg
+		if got := w.forkFlags(); got != flags {
+			t.Errorf("forkFlags of %s = %#x, want %#x", name, got, flags)
+		}
 	}
 }

@@ -16,14 +16,6 @@ func pageRound(n uint64) int64 {
 	return (int64(n) + pageSize - 1) &^ (pageSize - 1)
 }
 
-func (s *Supervisor) isMemory(nr int) bool {
-	switch s.cfg.Arch.SyscallName(nr) {
-	case "mmap", "mprotect", "pkey_mprotect", "brk", "mremap", "shmget":
-		return true
-	}
-	return false
-}
-
 // memAcquire takes n bytes from the memory limiter, resyncing the ledger
 // with /proc before giving up.
 func (w *worker) memAcquire(n int64) bool {

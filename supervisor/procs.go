@@ -158,13 +158,20 @@ func (w *worker) takeMarkerFor(parent *proc, child int32) (int64, bool) {
 	return parent.takeMarker(0)
 }
 
+// The kinds of fork-family syscalls (Supervisor.forkKind).
+const (
+	notFork uint8 = iota
+	forkFork
+	forkVfork
+	forkClone
+)
+
 // forkFlags returns the clone flags of a fork-family notification.
 func (w *worker) forkFlags() uint64 {
-	s := w.s
-	switch s.cfg.Arch.SyscallName(int(w.n.Data.Nr)) {
-	case "fork":
+	switch w.s.forkKind[w.n.Data.Nr] {
+	case forkFork:
 		return uint64(unix.SIGCHLD)
-	case "vfork":
+	case forkVfork:
 		return unix.CLONE_VM | unix.CLONE_VFORK | uint64(unix.SIGCHLD)
 	}
 	return w.n.Data.Args[0]
@@ -543,7 +550,7 @@ func (w *worker) inFork(pid, tid int32) bool {
 		return true
 	}
 	nr, _, ok := parseInt(text)
-	return ok && int(nr) < len(w.s.isFork) && w.s.isFork[nr]
+	return ok && int(nr) < len(w.s.forkKind) && w.s.forkKind[nr] != notFork
 }
 
 // forEachTask calls f with every thread id of process pid.

@@ -118,7 +118,10 @@ type Supervisor struct {
 	selfPid  int32
 	listener int
 	handlers []handlerFn
-	isFork   []bool
+	// forkKind and isMem classify the notified syscalls by number, so
+	// that no handler compares names.
+	forkKind []uint8
+	isMem    []bool
 	// nrOpen and nrOpenat2 are the numbers of open and openat2 (-1 where
 	// the architecture lacks one), for the open handler.
 	nrOpen, nrOpenat2 int
@@ -207,7 +210,8 @@ func New(cfg Config) (*Supervisor, error) {
 	}
 	s.arena.reserve(arenaChunk) // grows (off the hot path) as processes appear
 	s.handlers = make([]handlerFn, cfg.Arch.MaxNr()+1)
-	s.isFork = make([]bool, cfg.Arch.MaxNr()+1)
+	s.forkKind = make([]uint8, cfg.Arch.MaxNr()+1)
+	s.isMem = make([]bool, cfg.Arch.MaxNr()+1)
 	s.install()
 	if cfg.Stats {
 		s.stats = newStats(cfg.Arch)
@@ -242,18 +246,25 @@ func (s *Supervisor) on(name string, h handlerFn) {
 
 // install fills the dispatch table.
 func (s *Supervisor) install() {
-	for _, n := range []string{"clone", "fork", "vfork"} {
-		s.on(n, (*worker).fork)
-		if nr, ok := s.cfg.Arch.Nr(n); ok {
-			s.isFork[nr] = true
+	for _, f := range []struct {
+		name string
+		kind uint8
+	}{{"clone", forkClone}, {"fork", forkFork}, {"vfork", forkVfork}} {
+		s.on(f.name, (*worker).fork)
+		if nr, ok := s.cfg.Arch.Nr(f.name); ok {
+			s.forkKind[nr] = f.kind
 		}
 	}
-	s.on("mmap", (*worker).mmap)
-	s.on("mprotect", (*worker).mprotect)
-	s.on("pkey_mprotect", (*worker).mprotect)
-	s.on("brk", (*worker).brk)
-	s.on("mremap", (*worker).mremap)
-	s.on("shmget", (*worker).shmget)
+	for _, m := range []struct {
+		name string
+		h    handlerFn
+	}{{"mmap", (*worker).mmap}, {"mprotect", (*worker).mprotect}, {"pkey_mprotect", (*worker).mprotect},
+		{"brk", (*worker).brk}, {"mremap", (*worker).mremap}, {"shmget", (*worker).shmget}} {
+		s.on(m.name, m.h)
+		if nr, ok := s.cfg.Arch.Nr(m.name); ok {
+			s.isMem[nr] = true
+		}
+	}
 	s.on("sysinfo", (*worker).sysinfo)
 	s.on("uname", (*worker).uname)
 	s.on("open", (*worker).open)
@@ -741,9 +752,9 @@ func (w *worker) handle() {
 func (w *worker) unattributed(nr int) {
 	s := w.s
 	switch {
-	case s.isFork[nr]:
+	case s.forkKind[nr] != notFork:
 		w.fail(unix.EAGAIN)
-	case s.handlers[nr] != nil && s.isMemory(nr):
+	case s.isMem[nr]:
 		w.fail(unix.ENOMEM)
 	}
 }
