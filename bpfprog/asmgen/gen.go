@@ -135,12 +135,14 @@ type span struct {
 	target string
 }
 
-// spans groups the sorted numbers nrs into spans.
+// spans groups the sorted numbers nrs into spans. Only constant rules
+// share a target (a shared return); a rule of its own has its syscall's
+// label, which no other number has, so it always makes a span alone.
 func (g *gen) spans(nrs []int) []span {
 	var out []span
 	for _, nr := range nrs {
 		t := g.target(nr)
-		if n := len(out); n > 0 && out[n-1].hi == nr-1 && out[n-1].target == t && g.p.Rules[nr].IsConst() {
+		if n := len(out); n > 0 && out[n-1].hi == nr-1 && out[n-1].target == t {
 			out[n-1].hi = nr
 			continue
 		}
