@@ -28,6 +28,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -35,6 +36,7 @@ type config struct {
 	quick                                     bool
 	sandlock, rust, bwrap, firejail, minijail string
 	nsjail, out, profile, only                string
+	runTimeout                                time.Duration
 }
 
 func main() {
@@ -49,6 +51,7 @@ func main() {
 	flag.StringVar(&cfg.out, "out", "bench-results", "directory for results.json, chart.svg and report.md")
 	flag.StringVar(&cfg.profile, "profile", "", "write a CPU profile of sandlock per workload into this directory")
 	flag.StringVar(&cfg.only, "only", "", "comma-separated workloads to run (default: all)")
+	flag.DurationVar(&cfg.runTimeout, "run-timeout", 3*time.Minute, "a run that takes longer is killed and its sandbox reported as failed")
 	flag.Parse()
 	if err := run(&cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "\nbench:", err)
@@ -150,7 +153,7 @@ func run(cfg *config) error {
 			wr.Skipped = missing
 			continue
 		}
-		e := &env{Dir: filepath.Join(tmp, wl.Name), Tools: tools, Quick: cfg.quick}
+		e := &env{Dir: filepath.Join(tmp, wl.Name), Tools: tools, Quick: cfg.quick, RunTimeout: cfg.runTimeout}
 		if err := os.MkdirAll(e.Dir, 0o777); err != nil {
 			return err
 		}
@@ -261,9 +264,27 @@ func measure(wl *workload, e *env, cmd []string) (float64, error) {
 	c.Dir = e.Dir
 	var out, errb bytes.Buffer
 	c.Stdout, c.Stderr = &out, &errb
+	// A process group of its own, so that a run that hangs (the Rust
+	// sandlock's go build once sat for minutes with its compiler a zombie)
+	// can be killed whole, and the harness goes on.
+	c.SysProcAttr = &unix.SysProcAttr{Setpgid: true}
 	start := time.Now()
-	err := c.Run()
+	if err := c.Start(); err != nil {
+		return 0, err
+	}
+	var timedOut atomic.Bool
+	if e.RunTimeout > 0 {
+		t := time.AfterFunc(e.RunTimeout, func() {
+			timedOut.Store(true)
+			unix.Kill(-c.Process.Pid, unix.SIGKILL)
+		})
+		defer t.Stop()
+	}
+	err := c.Wait()
 	d := time.Since(start)
+	if timedOut.Load() {
+		return 0, fmt.Errorf("killed after %v (-run-timeout)", e.RunTimeout)
+	}
 	if err != nil {
 		msg := strings.TrimSpace(errb.String())
 		if len(msg) > 300 {

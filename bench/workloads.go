@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // env is what a workload runs in: its own writable directory.
@@ -15,6 +16,8 @@ type env struct {
 	Dir   string
 	Tools map[string]string
 	Quick bool
+	// RunTimeout bounds one run (0: none).
+	RunTimeout time.Duration
 }
 
 // workload is one benchmark: a command run bare and under each sandbox.
