@@ -2,7 +2,6 @@ package policy
 
 import (
 	"errors"
-	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -131,43 +130,6 @@ func TestParsePorts(t *testing.T) {
 		}
 		if diff := cmp.Diff(tc.want, got); diff != "" {
 			t.Errorf("ParsePorts(%q) (-want +got):\n%s", tc.in, diff)
-		}
-	}
-}
-
-func TestParseNetSpec(t *testing.T) {
-	pfx := netip.MustParsePrefix
-	for _, tc := range []struct {
-		in   string
-		want *NetSpec // nil: an error
-	}{
-		{"example.com:443", &NetSpec{TCP: true, UDP: true, Host: "example.com", Ports: []PortRange{{443, 443}}}},
-		{"tcp://10.0.0.0/8", &NetSpec{TCP: true, Prefix: pfx("10.0.0.0/8")}},
-		{"tcp://10.1.2.3/8", &NetSpec{TCP: true, Prefix: pfx("10.0.0.0/8")}},
-		{"udp://1.1.1.1:53", &NetSpec{UDP: true, Prefix: pfx("1.1.1.1/32"), Ports: []PortRange{{53, 53}}}},
-		{"icmp://*", &NetSpec{ICMP: true, Any: true}},
-		{":443", &NetSpec{TCP: true, UDP: true, Any: true, Ports: []PortRange{{443, 443}}}},
-		{"[::1]:8080", &NetSpec{TCP: true, UDP: true, Prefix: pfx("::1/128"), Ports: []PortRange{{8080, 8080}}}},
-		{"::1", &NetSpec{TCP: true, UDP: true, Prefix: pfx("::1/128")}},
-		{"*:80,443", &NetSpec{TCP: true, UDP: true, Any: true, Ports: []PortRange{{80, 80}, {443, 443}}}},
-		{"Example.COM", &NetSpec{TCP: true, UDP: true, Host: "example.com"}},
-		{"", nil}, {"ftp://x", nil}, {"icmp://1.2.3.4:80", nil}, {"[::1", nil}, {"[::1]80", nil},
-		{"[example.com]:80", nil}, {"host:", nil}, {"10.0.0.0/33", nil}, {"bad_host-:80", nil},
-		{"-a.com", nil}, {"a..b", nil}, {"tcp://", nil}, {":", nil}, {strings.Repeat("a", 64) + ".com", nil},
-	} {
-		got, err := ParseNetSpec(tc.in)
-		if tc.want == nil {
-			if err == nil {
-				t.Errorf("ParseNetSpec(%q) = %+v, want an error", tc.in, got)
-			}
-			continue
-		}
-		if err != nil {
-			t.Errorf("ParseNetSpec(%q): %v", tc.in, err)
-			continue
-		}
-		if diff := cmp.Diff(*tc.want, got, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
-			t.Errorf("ParseNetSpec(%q) (-want +got):\n%s", tc.in, diff)
 		}
 	}
 }
