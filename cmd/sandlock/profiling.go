@@ -3,12 +3,12 @@ package main
 import (
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 
+	"github.com/sandlock/sandlock/internal/loopback"
 	"github.com/sandlock/sandlock/internal/spawn"
 )
 
@@ -56,8 +56,7 @@ func checkLoopback(addr string) error {
 	if host == "localhost" {
 		return nil
 	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil || !ip.IsLoopback() {
+	if !loopback.IsIP(host) {
 		return fmt.Errorf("not a loopback address (use 127.0.0.1, [::1] or localhost)")
 	}
 	return nil
