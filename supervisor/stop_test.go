@@ -171,3 +171,50 @@ func TestWorkersLeaveHungUpListener(t *testing.T) {
 		s.Stop()
 	}
 }
+
+// TestSoleWorkerUnlocked checks that the worker waiting holding its P is
+// not locked to its thread (locking one made the runtime start its
+// template thread at every launch) and that Stop still ends its wait,
+// through stopFD; a second worker, which blocks in RECV, is locked.
+func TestSoleWorkerUnlocked(t *testing.T) {
+	if !holdPOK() {
+		t.Skip("needs two Ps for the P-holding wait")
+	}
+	s := receiving(t, 1, listenerOnThread(t))
+	// A worker's tid is set when, and only when, it locks its thread
+	// (lock); locked itself is the worker's own.
+	s.wmu.Lock()
+	tid := s.receivers[0].tid.Load()
+	s.wmu.Unlock()
+	if tid != 0 {
+		t.Errorf("sole worker locked to thread %d; want it unlocked", tid)
+	}
+	s.startWorker()
+	for deadline := time.Now().Add(time.Minute); s.idle.Load() < 2; {
+		if time.Now().After(deadline) {
+			t.Fatal("the second worker never received")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	s.wmu.Lock()
+	nlocked := 0
+	for _, w := range s.receivers {
+		if w.tid.Load() > 0 {
+			nlocked++
+		}
+	}
+	s.wmu.Unlock()
+	if nlocked == 0 {
+		t.Error("no worker locked for its blocking RECV")
+	}
+	stopped := make(chan struct{})
+	go func() {
+		s.Stop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(time.Minute): // a deadlock, not a timing bound
+		t.Fatal("Stop did not return")
+	}
+}

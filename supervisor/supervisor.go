@@ -156,7 +156,11 @@ type Supervisor struct {
 	// the reaper, whose loop runs from New on, loads it before it reads
 	// s.listener (the ordering the poll's completion implies is the
 	// kernel's, which the Go memory model does not see).
-	listening  atomic.Bool
+	listening atomic.Bool
+	// stopFD is an eventfd Stop makes readable: it ends the wait of the
+	// worker that waits holding its P (wait), whose thread is not locked,
+	// so not known to Stop. -1 in ring mode.
+	stopFD     int
 	stopResync chan struct{}
 	stopWatch  chan struct{}
 
@@ -197,7 +201,7 @@ func New(cfg Config) (*Supervisor, error) {
 	}
 	prepareWakeSignal()
 	s := &Supervisor{
-		cfg: cfg, listener: -1, selfPid: int32(unix.Getpid()),
+		cfg: cfg, listener: -1, selfPid: int32(unix.Getpid()), stopFD: -1,
 		hostFD: -1, stopResync: make(chan struct{}), stopWatch: make(chan struct{}),
 	}
 	// One shard per worker we start with plus one for the exit reaper.
@@ -381,6 +385,11 @@ func (s *Supervisor) Start(listener int) error {
 			return fmt.Errorf("supervisor: %w", err)
 		}
 	} else {
+		fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+		if err != nil {
+			return fmt.Errorf("supervisor: eventfd: %w", err)
+		}
+		s.stopFD = fd
 		// The workers start with the listener known (spares later too):
 		// none has to wait for it.
 		s.listener = listener
@@ -425,6 +434,10 @@ func (s *Supervisor) Stop() {
 		close(s.stopResync)
 	}
 	close(s.stopWatch)
+	if s.stopFD >= 0 {
+		// Ends the P-holding wait for good (the count stays readable).
+		unix.Write(s.stopFD, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+	}
 	for i := 0; s.nworkers.Load() > 0; i++ {
 		s.wmu.Lock()
 		for _, w := range s.receivers {
@@ -448,6 +461,9 @@ func (s *Supervisor) Stop() {
 	// queued with ENOSYS.
 	if s.listener >= 0 {
 		unix.Close(s.listener)
+	}
+	if s.stopFD >= 0 {
+		unix.Close(s.stopFD)
 	}
 	s.closeHostname()
 	s.closeMirror()
@@ -480,12 +496,17 @@ type worker struct {
 	tid   atomic.Int32 // its thread while it serves the listener, else 0
 	busy  atomic.Int64 // nanotime when its current notification arrived, 0 when none
 	raw   bool         // it holds holdingP (see wait)
-	buf   [4096]byte
-	path  [256]byte
-	tids  []int32
-	pids  []int32
-	exits []*proc
-	stats *workerStats
+	// locked: its goroutine is locked to its thread, whose id is in tid
+	// (lock). The worker that waits holding its P is not: Stop wakes
+	// it through stopFD, and locking a thread for it made the runtime
+	// start its template thread at every launch (75 us of CPU).
+	locked bool
+	buf    [4096]byte
+	path   [256]byte
+	tids   []int32
+	pids   []int32
+	exits  []*proc
+	stats  *workerStats
 }
 
 func (s *Supervisor) newWorker(id int) *worker {
@@ -554,22 +575,30 @@ func (w *worker) run() {
 		s.nworkers.Add(-1)
 		return
 	}
-	// Locked from here (the loop never parks, so locking costs no extra
-	// wake-up): Stop signals the worker's thread to interrupt its RECV.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	w.enlist()
 	defer w.delist()
 	for !s.stopping.Load() {
 		w.n = sys.SeccompNotif{}
 		s.idle.Add(1)
-		if !w.wait() {
+		polled, ok := w.wait()
+		if !ok {
 			s.idle.Add(-1)
 			// A signal ended the wait: the runtime's preemption signal
 			// among others. Yield, so that a stop-the-world waiting on
 			// this goroutine's P proceeds.
 			runtime.Gosched()
 			continue
+		}
+		if s.stopping.Load() {
+			s.idle.Add(-1)
+			break
+		}
+		if !polled || s.nworkers.Load() != 1 {
+			// A RECV that may block: Stop must be able to interrupt it
+			// with a signal to this thread. (After the P-holding wait of
+			// the sole worker it does not block: nobody else receives,
+			// and no spare starts while this worker is idle.)
+			w.lock()
 		}
 		err := sys.NotifRecv(s.listener, &w.n)
 		s.idle.Add(-1)
@@ -611,8 +640,10 @@ var holdPOK = sync.OnceValue(func() bool {
 	return runtime.GOMAXPROCS(0) >= 2 && !strings.Contains(os.Getenv("GODEBUG"), "asyncpreemptoff=1")
 })
 
-// wait returns once the listener has a notification (or is hung up), false
-// when a signal interrupted the wait. The sole receiver of a supervisor
+// wait returns once the listener has a notification (or is hung up, or
+// Stop has begun), ok false when a signal interrupted the wait; polled
+// says that it waited itself (holding its P), rather than leaving the
+// wait to a blocking RECV. The sole receiver of a supervisor
 // waits with its P held: a thread that blocks in a syscall the Go way lets
 // the runtime's monitor take its P back after 20 us, and each notification
 // after an idle spell then pays for getting a P again and for the monitor
@@ -620,26 +651,38 @@ var holdPOK = sync.OnceValue(func() bool {
 // of quiet here, against ~20 us held (README). Only one worker in the
 // process may hold its P so (holdingP), and only with two Ps or more:
 // every other waits in the blocking RECV.
-func (w *worker) wait() bool {
+func (w *worker) wait() (polled, ok bool) {
 	s := w.s
 	if !w.raw {
 		if s.nworkers.Load() != 1 || holdingP.Load() || !holdPOK() || !holdingP.CompareAndSwap(false, true) {
-			return true
+			return false, true
 		}
 		w.raw = true
 	}
 	if s.nworkers.Load() != 1 {
-		return true
+		return false, true
 	}
 	// A hung-up listener (see sys.ListenerHungUp) returns at once; the
 	// RECV that follows fails with ENOENT, and run ends.
-	return sys.WaitReadableHoldingP(s.listener) != unix.EINTR
+	return true, sys.WaitReadableHoldingP(s.listener, s.stopFD) != unix.EINTR
 }
 
-// enlist makes the worker's thread known to Stop.
+// lock locks the worker's goroutine to its thread, once, and makes the
+// thread known to Stop (which signals it to interrupt a blocking RECV). A
+// locked worker stays locked (the loop never parks, so locking costs no
+// extra wake-up) until it leaves.
+func (w *worker) lock() {
+	if w.locked {
+		return
+	}
+	runtime.LockOSThread()
+	w.locked = true
+	w.tid.Store(int32(unix.Gettid()))
+}
+
+// enlist makes the worker known to Stop.
 func (w *worker) enlist() {
 	s := w.s
-	w.tid.Store(int32(unix.Gettid()))
 	s.wmu.Lock()
 	s.receivers = append(s.receivers, w)
 	s.wmu.Unlock()
@@ -663,6 +706,10 @@ func (w *worker) delist() {
 	if w.raw {
 		w.raw = false
 		holdingP.Store(false)
+	}
+	if w.locked {
+		w.locked = false
+		runtime.UnlockOSThread()
 	}
 }
 

@@ -90,9 +90,16 @@ func SeccompActionAvail(action uint32) bool {
 //
 // Once no task uses the listener's filter any more, it returns at once
 // (POLLHUP), as does the RECV that follows (ENOENT): see ListenerHungUp.
-func WaitReadableHoldingP(fd int) error {
-	pfd := unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
-	_, _, e := unix.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&pfd)), 1, 0, 0, 0, 0)
+//
+// A readable wake (an eventfd, or -1 for none) ends the wait too: the
+// waiter's owner can wake it without knowing its thread.
+func WaitReadableHoldingP(fd, wake int) error {
+	pfd := [2]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(wake), Events: unix.POLLIN}}
+	n := uintptr(1)
+	if wake >= 0 {
+		n = 2
+	}
+	_, _, e := unix.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&pfd[0])), n, 0, 0, 0, 0)
 	if e != 0 {
 		return e
 	}
