@@ -135,16 +135,7 @@ func receiving(t *testing.T, workers, listener int) *Supervisor {
 func TestStopWakesReceivers(t *testing.T) {
 	for _, workers := range []int{1, 4} {
 		s := receiving(t, workers, listenerOnThread(t))
-		stopped := make(chan struct{})
-		go func() {
-			s.Stop()
-			close(stopped)
-		}()
-		select {
-		case <-stopped:
-		case <-time.After(time.Minute): // a deadlock, not a timing bound
-			t.Fatalf("Stop did not return with %d workers in NOTIF_RECV", workers)
-		}
+		stopWithin(t, s)
 		if n := s.nworkers.Load(); n != 0 {
 			t.Fatalf("%d workers left after Stop", n)
 		}
@@ -207,6 +198,13 @@ func TestSoleWorkerUnlocked(t *testing.T) {
 	if nlocked == 0 {
 		t.Error("no worker locked for its blocking RECV")
 	}
+	stopWithin(t, s)
+}
+
+// stopWithin stops s and fails the test if Stop does not return: its
+// workers are blocked in a wait only Stop can end.
+func stopWithin(t *testing.T, s *Supervisor) {
+	t.Helper()
 	stopped := make(chan struct{})
 	go func() {
 		s.Stop()
@@ -215,6 +213,6 @@ func TestSoleWorkerUnlocked(t *testing.T) {
 	select {
 	case <-stopped:
 	case <-time.After(time.Minute): // a deadlock, not a timing bound
-		t.Fatal("Stop did not return")
+		t.Fatalf("Stop did not return with %d workers receiving", s.nworkers.Load())
 	}
 }
