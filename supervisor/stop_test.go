@@ -216,3 +216,38 @@ func stopWithin(t *testing.T, s *Supervisor) {
 		t.Fatalf("Stop did not return with %d workers receiving", s.nworkers.Load())
 	}
 }
+
+// TestWaitEndsOnStopFD checks that the P-holding wait ends, as a wait that
+// saw something (not as one a signal interrupted), once Stop's eventfd is
+// readable: without it only the runtime's preemption signal would end it.
+func TestWaitEndsOnStopFD(t *testing.T) {
+	if !holdPOK() {
+		t.Skip("needs two Ps for the P-holding wait")
+	}
+	arch, err := bpfprog.Native()
+	if err != nil {
+		t.Skip(err)
+	}
+	s, err := New(Config{Arch: arch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.listener = listenerOnThread(t)
+	if s.stopFD, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(s.stopFD)
+	if _, err := unix.Write(s.stopFD, []byte{1, 0, 0, 0, 0, 0, 0, 0}); err != nil {
+		t.Fatal(err)
+	}
+	s.nworkers.Store(1)
+	w := s.newWorker(0)
+	polled, ok := w.wait()
+	if w.raw {
+		w.raw = false
+		holdingP.Store(false)
+	}
+	if !polled || !ok {
+		t.Fatalf("wait with stopFD readable = polled %v, ok %v; want true, true", polled, ok)
+	}
+}
