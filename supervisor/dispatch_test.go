@@ -66,7 +66,7 @@ func checkClasses(t *testing.T, s *Supervisor, arch *bpfprog.Arch) {
 	t.Helper()
 	var forks, mems []string
 	for nr := range s.forkKind {
-		if s.forkKind[nr] != notFork {
+		if s.isFork(nr) {
 			forks = append(forks, arch.SyscallName(nr))
 		}
 		if s.isMem[nr] {

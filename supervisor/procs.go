@@ -166,6 +166,11 @@ const (
 	forkClone
 )
 
+// isFork reports whether syscall nr is of the fork family.
+func (s *Supervisor) isFork(nr int) bool {
+	return uint(nr) < uint(len(s.forkKind)) && s.forkKind[nr] != notFork
+}
+
 // forkFlags returns the clone flags of a fork-family notification.
 func (w *worker) forkFlags() uint64 {
 	switch w.s.forkKind[w.n.Data.Nr] {
@@ -550,7 +555,7 @@ func (w *worker) inFork(pid, tid int32) bool {
 		return true
 	}
 	nr, _, ok := parseInt(text)
-	return ok && int(nr) < len(w.s.forkKind) && w.s.forkKind[nr] != notFork
+	return ok && w.s.isFork(int(nr))
 }
 
 // forEachTask calls f with every thread id of process pid.

@@ -799,7 +799,7 @@ func (w *worker) handle() {
 func (w *worker) unattributed(nr int) {
 	s := w.s
 	switch {
-	case s.forkKind[nr] != notFork:
+	case s.isFork(nr):
 		w.fail(unix.EAGAIN)
 	case s.isMem[nr]:
 		w.fail(unix.ENOMEM)
