@@ -268,6 +268,9 @@ func measure(wl *workload, e *env, cmd []string) (float64, error) {
 	// sandlock's go build once sat for minutes with its compiler a zombie)
 	// can be killed whole, and the harness goes on.
 	c.SysProcAttr = &unix.SysProcAttr{Setpgid: true}
+	// A descendant outside the group (setsid) may keep the output pipes
+	// open after the run has ended: Wait stops waiting for them then.
+	c.WaitDelay = 5 * time.Second
 	start := time.Now()
 	if err := c.Start(); err != nil {
 		return 0, err

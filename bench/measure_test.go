@@ -62,3 +62,33 @@ func alive(pid int) bool {
 	i := strings.LastIndexByte(string(b), ')')
 	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
 }
+
+// TestMeasureTimeoutDetached checks that a hung run whose child left the
+// run's process group (setsid) and keeps its output open is still ended:
+// killing the group does not reach that child, and waiting for its pipes
+// would last as long as it does.
+func TestMeasureTimeoutDetached(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "pid")
+	e := &env{Dir: dir, RunTimeout: 200 * time.Millisecond}
+	done := make(chan error, 1)
+	go func() {
+		_, err := measure(&workload{Name: "hang"}, e, []string{"/bin/sh", "-c", "setsid sh -c 'echo $$ > " + pidFile + "; exec sleep 1000' & wait"})
+		done <- err
+	}()
+	defer func() {
+		if b, err := os.ReadFile(pidFile); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				unix.Kill(pid, unix.SIGKILL)
+			}
+		}
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "run-timeout") {
+			t.Fatalf("measure = %v, want the timeout's error", err)
+		}
+	case <-time.After(time.Minute): // a hang, not a timing bound
+		t.Fatal("measure still waiting for a detached child's output")
+	}
+}
