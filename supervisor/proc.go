@@ -66,12 +66,14 @@ type proc struct {
 	brk      atomic.Uint64 // highest break charged
 
 	statmFD    atomic.Int32 // cached /proc/<pid>/statm, -1 when not open
+	statFD     atomic.Int32 // cached /proc/<pid>/stat (brk), -1
 	childrenFD atomic.Int32 // cached /proc/<pid>/task/<pid>/children, -1
 }
 
 func (p *proc) init() {
 	p.pidfd.Store(-1)
 	p.statmFD.Store(-1)
+	p.statFD.Store(-1)
 	p.childrenFD.Store(-1)
 }
 
@@ -97,7 +99,8 @@ func (p *proc) reset() {
 	// here could lose it from the limiter.
 	p.startBrk.Store(0)
 	p.brk.Store(0)
-	closeIf(&p.statmFD) // a late lazy open (measure) may have set them
+	closeIf(&p.statmFD) // a late lazy open (readCached) may have set them
+	closeIf(&p.statFD)
 	closeIf(&p.childrenFD)
 	p.init()
 }

@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -66,6 +67,36 @@ func (w *worker) readProc(a, b int32, leaf string) ([]byte, error) {
 	}
 	n, err := preadRaw(fd, w.buf[:])
 	unix.Close(fd)
+	if err != nil {
+		return nil, err
+	}
+	return w.buf[:n], nil
+}
+
+// readCached reads up to max bytes of /proc/<pid>[/task/<tid>]/<leaf> of p
+// into w.buf through the descriptor cached in fd, opening it the first
+// time: a second read costs a pread, without the path walk (or the new
+// dentries of a young process) of an open. The file follows the process
+// across its execs. A descriptor opened while p was being finalized is
+// closed again: it must not outlive the record.
+func (w *worker) readCached(p *proc, fd *atomic.Int32, tid int32, leaf string, max int) ([]byte, error) {
+	f := fd.Load()
+	if f < 0 {
+		gen := p.gen.Load()
+		nfd, err := openRaw(w.procPath(p.pid.Load(), tid, leaf), unix.O_RDONLY)
+		if err != nil {
+			return nil, err
+		}
+		if !fd.CompareAndSwap(-1, int32(nfd)) {
+			unix.Close(nfd)
+		}
+		if p.gen.Load() != gen || p.has(stGone) || !p.has(stLive) {
+			closeIf(fd)
+			return nil, unix.ESRCH
+		}
+		f = fd.Load()
+	}
+	n, err := preadRaw(int(f), w.buf[:max])
 	if err != nil {
 		return nil, err
 	}

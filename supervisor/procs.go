@@ -294,22 +294,7 @@ func (w *worker) children(p *proc, tid int32) ([]byte, error) {
 	if tid != pid {
 		return w.readProc(pid, tid, "children")
 	}
-	fd := p.childrenFD.Load()
-	if fd < 0 {
-		nfd, err := openRaw(w.procPath(pid, pid, "children"), unix.O_RDONLY)
-		if err != nil {
-			return nil, err
-		}
-		if !p.childrenFD.CompareAndSwap(-1, int32(nfd)) {
-			unix.Close(nfd)
-		}
-		fd = p.childrenFD.Load()
-	}
-	n, err := preadRaw(int(fd), w.buf[:])
-	if err != nil {
-		return nil, err
-	}
-	return w.buf[:n], nil
+	return w.readCached(p, &p.childrenFD, pid, "children", len(w.buf))
 }
 
 // onExits is pidwatch's batch callback: every process whose pidfd became
@@ -515,6 +500,7 @@ func (w *worker) finalize(p *proc) {
 	s.pids.remove(p.pid.Load(), p.ref())
 	closeIf(&p.pidfd)
 	closeIf(&p.statmFD)
+	closeIf(&p.statFD)
 	closeIf(&p.childrenFD)
 	if m := s.mirror.Load(); m != nil {
 		m.clear(p)

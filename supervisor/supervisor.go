@@ -473,6 +473,7 @@ func (s *Supervisor) Stop() {
 		if p.has(stLive) && !p.has(stSelf) {
 			closeIf(&p.pidfd)
 			closeIf(&p.statmFD)
+			closeIf(&p.statFD)
 			closeIf(&p.childrenFD)
 		}
 	}

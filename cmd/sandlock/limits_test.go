@@ -140,6 +140,63 @@ func TestMemoryLimit(t *testing.T) {
 	}
 }
 
+// brkPy grows the program break by each of its arguments in MiB, 64 KiB
+// at a time (touching every page), and between two arguments execs a new
+// python with the rest: every image grows a break of its own.
+const brkPy = `S = r"""
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.sbrk.restype = ctypes.c_void_p
+libc.sbrk.argtypes = [ctypes.c_ssize_t]
+mb = int(sys.argv[1])
+for _ in range(mb * 16):
+    p = libc.sbrk(64 << 10)
+    if p is None or p == ctypes.c_void_p(-1).value:
+        print("sbrk failed", ctypes.get_errno())
+        sys.exit(1)
+    ctypes.memset(p, 1, 64 << 10)
+print("grew", mb, flush=True)
+if len(sys.argv) > 2:
+    os.execv(sys.executable, [sys.executable, "-c", "S = " + repr(S) + "\nexec(S)"] + sys.argv[2:])
+"""
+exec(S)
+`
+
+// TestMemoryLimitBrk checks the ledger of the program break: grown in
+// small steps (each a notified brk, measured against the break's start in
+// /proc/<pid>/stat through a descriptor kept open), and started over by an
+// exec, whose new image has a break of its own.
+func TestMemoryLimitBrk(t *testing.T) {
+	requireSandbox(t)
+	py := python(t)
+	for _, tc := range []struct {
+		name   string
+		mb     []string
+		out    string
+		killed bool
+	}{
+		{"32", []string{"32"}, "grew 32\n", false},
+		{"200", []string{"200"}, "", true},
+		// 40 + 40 MiB in two images fit in 64M: the first image's break
+		// is given back when the second starts over.
+		{"40-exec-40", []string{"40", "40"}, "grew 40\ngrew 40\n", false},
+		{"8-exec-200", []string{"8", "200"}, "grew 8\n", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := run(t, "", sandboxArgs(t, append([]string{"-m", "64M", "--", py, "-c", brkPy}, tc.mb...)...)...)
+			if !tc.killed {
+				if r.code != 0 || r.stdout != tc.out {
+					t.Fatalf("code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+				}
+				return
+			}
+			if r.code != 128+int(syscall.SIGKILL) || !strings.Contains(r.stderr, "sandlock: memory limit 64M exceeded by pid ") || !strings.HasPrefix(r.stdout, tc.out) {
+				t.Fatalf("code %d, stdout %q, stderr %q: want death by SIGKILL and the message", r.code, r.stdout, r.stderr)
+			}
+		})
+	}
+}
+
 // TestRealRuntimes runs runtimes that reserve far more address space than
 // they use under -m 512M.
 func TestRealRuntimes(t *testing.T) {
