@@ -7,8 +7,8 @@ import (
 )
 
 // TestStartupGODEBUG checks the runtime settings main.go's //go:debug lines
-// give sandlock: neither container-aware GOMAXPROCS (reading the cgroup
-// hierarchy cost every launch 20-50 us) nor its periodic update.
+// give sandlock: neither GOMAXPROCS sized by the cgroup's CPU quota nor its
+// periodic update.
 func TestStartupGODEBUG(t *testing.T) {
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
