@@ -93,3 +93,17 @@ func BenchmarkHandleSigaction(b *testing.B) {
 		w.handle()
 	}
 }
+
+// BenchmarkHandleBrk charges a growth of the program break: the break's
+// start comes from /proc/<pid>/stat, through the descriptor the record
+// keeps open.
+func BenchmarkHandleBrk(b *testing.B) {
+	s, w := benchWorker(b, 1<<50)
+	cur, _, _ := unix.RawSyscall(unix.SYS_BRK, 0, 0, 0)
+	w.n.Data.Nr = int32(nr(b, s, "brk"))
+	w.n.Data.Args = [6]uint64{uint64(cur) + 1<<16}
+	b.ReportAllocs()
+	for b.Loop() {
+		w.handle()
+	}
+}
