@@ -1,16 +1,12 @@
 package main
 
 import (
-	"encoding/json"
 	"os"
 
 	"github.com/sandlock/sandlock/supervisor"
 )
 
+// writeStats writes r to path as JSON (Report.AppendJSON).
 func writeStats(path string, r *supervisor.Report) error {
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(b, '\n'), 0o644)
+	return os.WriteFile(path, r.AppendJSON(nil), 0o644)
 }
