@@ -107,6 +107,42 @@ func TestNoLeaks(t *testing.T) {
 	t.Logf("fds %d, goroutines %d, threads %d", fds, gs, threads())
 }
 
+// TestExitAfterWait checks the CLI's way of waiting (Options.ExitAfterWait):
+// the status comes back, and a Close after it still releases every
+// descriptor and goroutine, the first process's record included (which
+// Wait leaves unsettled when the command started no other process).
+func TestExitAfterWait(t *testing.T) {
+	requireKernel(t)
+	run := func(script string) {
+		p := &policy.Policy{FSRead: systemRead(), MaxProcesses: 8, Env: []string{"PATH=/usr/bin:/bin"}}
+		sb, err := Start(p, Command{Path: "sh", Args: []string{"sh", "-c", script}}, &Options{ExitAfterWait: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := sb.Wait()
+		if err != nil || res.ExitCode != 7 {
+			t.Fatalf("%q: %v, %+v", script, err, res)
+		}
+		if err := sb.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run("exit 7") // warm up
+	fds, gs := openFDs(t), settle(0)
+	for _, script := range []string{"exit 7", "/bin/true; exit 7", "exit 7", "/bin/true & wait; exit 7"} {
+		run(script)
+	}
+	if after := openFDs(t); after != fds {
+		t.Errorf("%d descriptors before, %d after: %v", fds, after, testenv.FDs())
+	}
+	if after := settle(gs); after > gs {
+		t.Errorf("%d goroutines before, %d after", gs, after)
+	}
+	if kids := testenv.Children(); len(kids) != 0 {
+		t.Errorf("children left: %v", kids)
+	}
+}
+
 func TestLimitsApplied(t *testing.T) {
 	requireKernel(t)
 	p := &policy.Policy{FSRead: systemRead(), MaxOpenFiles: 9, CPUCores: []int{0}, Env: []string{"PATH=/usr/bin:/bin"}}
