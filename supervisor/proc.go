@@ -99,10 +99,16 @@ func (p *proc) reset() {
 	// here could lose it from the limiter.
 	p.startBrk.Store(0)
 	p.brk.Store(0)
-	closeIf(&p.statmFD) // a late lazy open (readCached) may have set them
+	p.closeProcFiles() // a late lazy open (readCached) may have set them
+	p.init()
+}
+
+// closeProcFiles closes the /proc files the record keeps open
+// (readCached).
+func (p *proc) closeProcFiles() {
+	closeIf(&p.statmFD)
 	closeIf(&p.statFD)
 	closeIf(&p.childrenFD)
-	p.init()
 }
 
 func (p *proc) ref() ref { return mkref(p.idx, p.gen.Load()) }

@@ -499,9 +499,7 @@ func (w *worker) finalize(p *proc) {
 	}
 	s.pids.remove(p.pid.Load(), p.ref())
 	closeIf(&p.pidfd)
-	closeIf(&p.statmFD)
-	closeIf(&p.statFD)
-	closeIf(&p.childrenFD)
+	p.closeProcFiles()
 	if m := s.mirror.Load(); m != nil {
 		m.clear(p)
 	}

@@ -472,9 +472,7 @@ func (s *Supervisor) Stop() {
 		p := s.arena.get(i)
 		if p.has(stLive) && !p.has(stSelf) {
 			closeIf(&p.pidfd)
-			closeIf(&p.statmFD)
-			closeIf(&p.statFD)
-			closeIf(&p.childrenFD)
+			p.closeProcFiles()
 		}
 	}
 }
