@@ -512,8 +512,9 @@ func (w *worker) finalize(p *proc) {
 // a thread's wake-up and a second receiver that leaves again: a sandbox
 // whose -P is close to what it runs takes this path on most forks
 // (xargs -P 2 under -P 4 started 279 spares for 600 processes, and took
-// 1.15x its time under -P 64). A handler that does get slow is still
-// covered by watchStalls.
+// 1.15x its time under -P 64). A slow path that must wait for the lock
+// (the reaper settling a batch, the memory resync) still starts one first,
+// and a handler that gets slow otherwise is covered by watchStalls.
 const spareAbove = 64
 
 // reclaimProcs is the slow path of a fork that found no free slot: it
@@ -521,10 +522,10 @@ const spareAbove = 64
 // whose thread has moved on without another notification.
 func (w *worker) reclaimProcs() {
 	s := w.s
-	if s.arena.n.Load() > spareAbove {
+	if s.arena.n.Load() > spareAbove || !s.reclaimMu.TryLock() {
 		w.spare()
+		s.reclaimMu.Lock()
 	}
-	s.reclaimMu.Lock()
 	defer s.reclaimMu.Unlock()
 	w.pollExits()
 	n := s.arena.n.Load()
