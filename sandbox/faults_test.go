@@ -261,8 +261,11 @@ func TestTightProcessLimitNoSpares(t *testing.T) {
 		t.Errorf("%d of %d processes ran; output %q", got, n, out)
 	}
 	// The first worker and the spare of the first fork (the watchdog's
-	// start); a handler stalled for 5 ms on a loaded machine may add one.
-	if w := res.Stats.WorkersStarted; w > 6 {
+	// start), plus a few: a slow path that finds the lock held (the reaper
+	// settling a batch) starts one, and so does a handler stalled for 5 ms
+	// on a loaded machine (up to 10 in all under -race here). One per slow
+	// path was 138.
+	if w := res.Stats.WorkersStarted; w > n/10 {
 		t.Errorf("%d receivers started for %d processes under -P 5", w, n)
 	}
 }
