@@ -67,6 +67,9 @@ type Attr struct {
 	CPUs *unix.CPUSet
 	// NoFile, when set, is the child's RLIMIT_NOFILE (soft and hard).
 	NoFile *unix.Rlimit
+	// Rlimits are further resource limits the child sets before its exec
+	// (at most maxRlimits).
+	Rlimits []Rlimit
 	// Hostname, when not empty, gives the child a mount and a UTS
 	// namespace in which uname and /etc/hostname show it (needs
 	// CAP_SYS_ADMIN; see childHostname); the Landlock ruleset, if any,
@@ -90,10 +93,18 @@ type Attr struct {
 	ListenerSock int
 }
 
-// maxFiles bounds Attr.Files; maxFilters, Attr.Filters.
+// Rlimit is a resource limit (unix.RLIMIT_*) a child sets before its exec.
+type Rlimit struct {
+	Resource int
+	Limit    unix.Rlimit
+}
+
+// maxFiles bounds Attr.Files; maxFilters, Attr.Filters; maxRlimits,
+// Attr.Rlimits.
 const (
 	maxFiles   = 16
 	maxFilters = 4
+	maxRlimits = 4
 )
 
 // child is everything the child reads, prepared by the parent: no
@@ -118,6 +129,8 @@ type child struct {
 	closeRest  bool
 	cpus       *unix.CPUSet
 	nofile     *unix.Rlimit
+	rlimits    [maxRlimits]Rlimit
+	nrlimits   int
 	// the filters and the hostname (in filterSet), and the namespaces
 	filterSet
 	hostWanted bool // make the namespaces (childHostNamespaces)
@@ -172,11 +185,12 @@ const (
 	stepUnshareFiles
 	stepLost
 	stepHostRule
+	stepRlimit
 )
 
 var stepNames = [...]string{"", "setpgid", "TIOCSPGRP", "prctl(PR_SET_PDEATHSIG)", "chdir", "dup3", "landlock_restrict_self", "execve",
 	"sched_setaffinity", "prlimit(RLIMIT_NOFILE)", "drop capabilities", "prctl(PR_SET_NO_NEW_PRIVS)", StepSeccomp, "send the listener", "unshare(CLONE_FILES)", "died before its exec",
-	"let Landlock read /etc/hostname"}
+	"let Landlock read /etc/hostname", "prlimit"}
 
 // StepSeccomp is ChildError.Step when the child's seccomp() failed; with
 // EBUSY, the child is already under a filter with a user-notification
@@ -207,9 +221,13 @@ func Prepare(path string, argv, env []string, attr *Attr) (*Child, error) {
 	if len(attr.Files) > maxFiles {
 		return nil, fmt.Errorf("spawn: %d descriptors, at most %d", len(attr.Files), maxFiles)
 	}
+	if len(attr.Rlimits) > maxRlimits {
+		return nil, fmt.Errorf("spawn: %d resource limits, at most %d", len(attr.Rlimits), maxRlimits)
+	}
 	c := &child{setpgid: attr.Setpgid || attr.Foreground, foreground: attr.Foreground, ctty: uintptr(attr.Ctty),
 		pdeathsig: uintptr(attr.Pdeathsig), nfds: len(attr.Files), pidfd: -1,
 		cpus: attr.CPUs, nofile: attr.NoFile, dropCaps: attr.DropCaps, nnp: attr.NoNewPrivs, closeRest: attr.CloseOthers}
+	c.nrlimits = copy(c.rlimits[:], attr.Rlimits)
 	var err error
 	if err := c.prepareConfinement(attr); err != nil {
 		return nil, err
@@ -532,6 +550,11 @@ func childConfine(c *child) (int, syscall.Errno) {
 			return step, err
 		}
 	}
+	if c.nrlimits > 0 {
+		if err = childRlimits(c); err != 0 {
+			return stepRlimit, err
+		}
+	}
 	// Last: the listener and the hostname's descriptor count against it.
 	if c.nofile != nil {
 		if _, _, err = syscall.RawSyscall6(unix.SYS_PRLIMIT64, 0, unix.RLIMIT_NOFILE, uintptr(unsafe.Pointer(c.nofile)), 0, 0, 0); err != 0 {
@@ -540,6 +563,24 @@ func childConfine(c *child) (int, syscall.Errno) {
 	}
 	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&c.oldMask)), 0, 8, 0, 0)
 	return stepNone, 0
+}
+
+// childRlimits sets the child's Attr.Rlimits. (A function of its own: in
+// childConfine, its frame took the nosplit chain over its limit.)
+//
+//go:nosplit
+//go:norace
+func childRlimits(c *child) syscall.Errno {
+	for i := range c.rlimits {
+		if i >= c.nrlimits {
+			break
+		}
+		r := &c.rlimits[i]
+		if _, _, err := syscall.RawSyscall6(unix.SYS_PRLIMIT64, 0, uintptr(r.Resource), uintptr(unsafe.Pointer(&r.Limit)), 0, 0, 0); err != 0 {
+			return err
+		}
+	}
+	return 0
 }
 
 // childHostNamespaces makes the hostname's namespaces in the child: the

@@ -125,6 +125,28 @@ func TestErrors(t *testing.T) {
 	if _, _, err = forkExec("/bin/true", []string{"true"}, nil, &Attr{LandlockFD: -1, Files: make([]int, maxFiles+1)}); err == nil {
 		t.Error("too many descriptors accepted")
 	}
+	if _, _, err = forkExec("/bin/true", []string{"true"}, nil, &Attr{LandlockFD: -1, Files: []int{0, 1, 2}, Rlimits: make([]Rlimit, maxRlimits+1)}); err == nil {
+		t.Error("too many resource limits accepted")
+	}
+	// A limit raised above its hard limit (without CAP_SYS_RESOURCE: any
+	// raise in a user namespace) or malformed fails the prlimit step.
+	bad := []Rlimit{{Resource: unix.RLIMIT_STACK, Limit: unix.Rlimit{Cur: 2, Max: 1}}}
+	_, _, err = forkExec("/bin/true", []string{"true"}, nil, &Attr{LandlockFD: -1, Files: []int{0, 1, 2}, Rlimits: bad})
+	if !errors.As(err, &ce) || ce.Step != "prlimit" || ce.Err != syscall.EINVAL {
+		t.Errorf("soft limit above the hard one: %v, want prlimit: EINVAL", err)
+	}
+}
+
+// TestRlimits checks that the child sets Attr.Rlimits before its exec.
+func TestRlimits(t *testing.T) {
+	lims := []Rlimit{
+		{Resource: unix.RLIMIT_DATA, Limit: unix.Rlimit{Cur: 80 << 20, Max: 80 << 20}},
+		{Resource: unix.RLIMIT_STACK, Limit: unix.Rlimit{Cur: 4 << 20, Max: 64 << 20}},
+	}
+	out, _ := run(t, &Attr{LandlockFD: -1, Rlimits: lims}, `ulimit -Hd; ulimit -Sd; ulimit -Hs; ulimit -Ss`)
+	if want := "81920\n81920\n65536\n4096\n"; out != want {
+		t.Errorf("limits in the child: %q, want %q", out, want)
+	}
 }
 
 // TestStartAllocatesNothing: everything the child reads is built by
