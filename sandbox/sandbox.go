@@ -407,6 +407,9 @@ func (sb *Sandbox) startConfined(arch *bpfprog.Arch, rs *confine.Ruleset, path s
 	if p.MaxOpenFiles > 0 {
 		attr.NoFile = &unix.Rlimit{Cur: uint64(p.MaxOpenFiles), Max: uint64(p.MaxOpenFiles)}
 	}
+	if p.MaxMemory > 0 {
+		attr.Rlimits = memoryRlimits(uint64(p.MaxMemory))
+	}
 	// The child enters the Landlock domain by itself, after the fork:
 	// no thread of sandlock is in it (see package spawn).
 	if rs != nil && rs.FD >= 0 {
@@ -949,4 +952,42 @@ func siginfoStatus(info *unix.Siginfo) (status int, code int32) {
 	code = int32(le32(b[8:]))
 	status = int(int32(le32(b[24:])))
 	return status, code
+}
+
+// imageMargin is how much more than the memory limit RLIMIT_DATA allows
+// a process: the ledger sees a program's image (its data and .bss, mapped
+// by execve) only at the next resync, and a program allocating up to the
+// limit before then must meet the ledger (killed, with the message), not
+// RLIMIT_DATA (a bare ENOMEM). /usr/bin/python3's image holds 1.5 MiB.
+const imageMargin = 16 << 20
+
+// memoryRlimits caps, under a memory limit, what a process may hold of the
+// memory the supervisor does not see being made. RLIMIT_DATA bounds its
+// private writable mappings, among them the data and .bss of a program's
+// image, mapped by execve with no syscall the filter sees: a program whose
+// image held more than the limit ran to its end before the periodic resync
+// caught it, and is now refused at its execve. RLIMIT_STACK bounds its main
+// stack, grown by page faults, which a process could raise without bound.
+// Neither refuses what the ledger accepts: every other private writable
+// mapping is charged before it is made, and the ledger counts the whole
+// sandbox. The hard limits are lowered (never raised), the soft ones only
+// where they are above them; descendants inherit both and cannot raise
+// them (`ulimit -s unlimited` fails).
+func memoryRlimits(limit uint64) []spawn.Rlimit {
+	data := limit + imageMargin
+	if data < limit {
+		data = unix.RLIM_INFINITY
+	}
+	var out []spawn.Rlimit
+	for _, r := range []struct {
+		res int
+		max uint64
+	}{{unix.RLIMIT_DATA, data}, {unix.RLIMIT_STACK, limit}} {
+		var cur unix.Rlimit
+		if err := unix.Getrlimit(r.res, &cur); err != nil {
+			cur = unix.Rlimit{Cur: unix.RLIM_INFINITY, Max: unix.RLIM_INFINITY}
+		}
+		out = append(out, spawn.Rlimit{Resource: r.res, Limit: unix.Rlimit{Cur: min(cur.Cur, r.max), Max: min(cur.Max, r.max)}})
+	}
+	return out
 }

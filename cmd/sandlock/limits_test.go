@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/sandlock/sandlock/internal/testbin"
 	"github.com/sandlock/sandlock/internal/testenv"
 	"golang.org/x/sys/unix"
@@ -346,4 +348,57 @@ func cpuCount(list string) int {
 		n += b - a + 1
 	}
 	return n
+}
+
+// TestMemoryLimitImage is the regression test of an escape: a program
+// whose image's .bss (160 MiB, mapped by execve with no syscall the filter
+// sees) is far above the limit used to run to its end, touching all of it,
+// before the periodic resync could catch it. RLIMIT_DATA (the limit plus
+// imageMargin) now has the kernel refuse the image. The bare control run
+// proves the program does what it says; under a limit above it, it runs.
+func TestMemoryLimitImage(t *testing.T) {
+	requireSandbox(t)
+	big := testbin.Build(t, "./adversarial/bigimage", "bigimage")
+	out, err := exec.Command(big).Output()
+	if err != nil || string(out) != "touched\n" {
+		t.Fatalf("bare control run: %q, %v", out, err)
+	}
+	for i := 0; i < 3; i++ {
+		r := run(t, "", sandboxArgs(t, "-m", "64M", "--", big)...)
+		if r.code == 0 || strings.Contains(r.stdout, "touched") {
+			t.Fatalf("run %d under -m 64M: code %d, stdout %q, stderr %q: the image escaped the limit", i, r.code, r.stdout, r.stderr)
+		}
+	}
+	if r := run(t, "", sandboxArgs(t, "-m", "512M", "--", big)...); r.code != 0 || r.stdout != "touched\n" {
+		t.Fatalf("under -m 512M: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestMemoryRlimits checks the limits a memory limit sets (memoryRlimits):
+// RLIMIT_DATA at the limit plus 16 MiB, RLIMIT_STACK at the limit, hard
+// and soft, which the command cannot raise; without -m they are
+// sandlock's own.
+func TestMemoryRlimits(t *testing.T) {
+	requireSandbox(t)
+	script := `ulimit -Hd; ulimit -Hs; ulimit -Ss; ulimit -Hs unlimited && echo raised || echo refused`
+	r := run(t, "", sandboxArgs(t, "-m", "64M", "--", "sh", "-c", script)...)
+	var stack unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_STACK, &stack); err != nil {
+		t.Fatal(err)
+	}
+	soft := "65536"
+	if stack.Cur < 64<<20 {
+		soft = fmt.Sprint(stack.Cur >> 10)
+	}
+	if d := cmp.Diff("81920\n65536\n"+soft+"\nrefused\n", r.stdout); r.code != 0 || d != "" {
+		t.Fatalf("under -m 64M: code %d, stderr %q, stdout (-want +got):\n%s", r.code, r.stderr, d)
+	}
+	bare, err := exec.Command("sh", "-c", `ulimit -Hd; ulimit -Hs`).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = run(t, "", sandboxArgs(t, "--", "sh", "-c", `ulimit -Hd; ulimit -Hs`)...)
+	if d := cmp.Diff(string(bare), r.stdout); r.code != 0 || d != "" {
+		t.Fatalf("without -m: code %d, stderr %q, stdout (-want +got):\n%s", r.code, r.stderr, d)
+	}
 }
