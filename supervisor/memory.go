@@ -254,6 +254,15 @@ func (w *worker) brk(p *proc) {
 	}
 	top := p.brk.Load()
 	if want <= top {
+		// A break moved down: growth from here is charged again. The
+		// charge is not given back now (the resync does, from what the
+		// kernel shows), but the mark must follow the break: kept at the
+		// old top, a heap shrunk before a resync (which lowered the
+		// charge) and grown back after it was never charged again —
+		// 40 MiB held twice under -m 64M (TestMemoryLimitBrkRegrow).
+		if want >= uint64(start) && want < top {
+			p.brk.Store(want)
+		}
 		return
 	}
 	p.brk.Store(want)

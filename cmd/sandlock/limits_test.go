@@ -199,6 +199,40 @@ func TestMemoryLimitBrk(t *testing.T) {
 	}
 }
 
+// brkRegrowPy grows the break by 40 MiB, shrinks it back, sleeps past a
+// resync (which lowers the charge to what /proc shows), grows it by 40 MiB
+// again and maps 40 MiB more: 80 MiB of writable memory.
+const brkRegrowPy = `
+import ctypes, mmap, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.sbrk.restype = ctypes.c_void_p
+libc.sbrk.argtypes = [ctypes.c_ssize_t]
+def grow(mb):
+    for _ in range(mb * 16):
+        ctypes.memset(libc.sbrk(64 << 10), 1, 64 << 10)
+grow(40)
+libc.sbrk(-(40 << 20))
+time.sleep(0.25)
+grow(40)
+m = mmap.mmap(-1, 40 << 20)
+print("holding 80M", flush=True)
+`
+
+// TestMemoryLimitBrkRegrow is the regression test of a ledger that lost
+// count: the break's mark stayed at its old top when the heap shrank, so
+// after a resync had lowered the charge, growing the heap back was never
+// charged, and the process held 80 MiB under -m 64M (2 runs of 3).
+func TestMemoryLimitBrkRegrow(t *testing.T) {
+	requireSandbox(t)
+	py := python(t)
+	for i := 0; i < 3; i++ {
+		r := run(t, "", sandboxArgs(t, "-m", "64M", "--", py, "-c", brkRegrowPy)...)
+		if r.code != 128+int(syscall.SIGKILL) || !strings.Contains(r.stderr, "sandlock: memory limit 64M exceeded by pid ") || strings.Contains(r.stdout, "holding") {
+			t.Fatalf("run %d: code %d, stdout %q, stderr %q: want death by SIGKILL and the message", i, r.code, r.stdout, r.stderr)
+		}
+	}
+}
+
 // TestRealRuntimes runs runtimes that reserve far more address space than
 // they use under -m 512M.
 func TestRealRuntimes(t *testing.T) {
