@@ -220,10 +220,16 @@ func (w *worker) mprotect(p *proc) {
 	w.charge(p, int32(w.n.Pid), pageRound(w.n.Data.Args[1]))
 }
 
-// mremap charges the growth of a mapping.
+// mremap charges the growth of a mapping, or the whole new mapping when
+// MREMAP_DONTUNMAP leaves the old one in place (emptied, but as writable as
+// before: moving a touched mapping away and touching the old one again
+// held twice its charge).
 func (w *worker) mremap(p *proc) {
 	a := &w.n.Data.Args
-	if a[2] > a[1] {
+	switch {
+	case a[3]&unix.MREMAP_DONTUNMAP != 0:
+		w.charge(p, int32(w.n.Pid), pageRound(a[2]))
+	case a[2] > a[1]:
 		w.charge(p, int32(w.n.Pid), pageRound(a[2]-a[1]))
 	}
 }

@@ -66,6 +66,8 @@ var cases = map[string]func([]string){
 	"int80-child":    int80Child,
 	"storm":          storm,
 	"alloc":          alloc,
+	"growsdown":      growsDown,
+	"dontunmap":      dontUnmap,
 	"busy":           busy,
 }
 
@@ -574,4 +576,75 @@ func alloc(a []string) {
 		b[i] = 1
 	}
 	fmt.Println("allocated", mb)
+}
+
+// growsDown maps three MAP_GROWSDOWN regions of one page and grows each by
+// faults, like a stack, to MB MiB (the argument): memory made by page
+// faults, each region bounded only by RLIMIT_STACK (raised to its hard
+// limit first), not by the main stack's single region.
+func growsDown(a []string) {
+	mb, _ := strconv.Atoi(a[0])
+	var lim unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_STACK, &lim) == nil {
+		lim.Cur = lim.Max
+		unix.Setrlimit(unix.RLIMIT_STACK, &lim)
+	}
+	const regions = 3
+	slot := (mb + 8) << 20 // room below each region, and its guard gap
+	// A reservation finds free address space; it is then unmapped and the
+	// regions placed at the top of each slot. The slice stays a view of it.
+	b, err := unix.Mmap(-1, 0, regions*slot, unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	if err != nil {
+		fmt.Println("reserve:", err)
+		os.Exit(1)
+	}
+	if err := unix.MunmapPtr(unsafe.Pointer(&b[0]), uintptr(len(b))); err != nil {
+		fmt.Println("munmap:", err)
+		os.Exit(1)
+	}
+	grown := 0
+	for k := 1; k <= regions; k++ {
+		top := k*slot - 4096
+		if _, err := unix.MmapPtr(-1, 0, unsafe.Pointer(&b[top]), 4096, unix.PROT_READ|unix.PROT_WRITE,
+			unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED|unix.MAP_GROWSDOWN); err != nil {
+			blocked(err)
+			return
+		}
+		for i := top; i > top-(mb<<20); i -= 4096 {
+			b[i] = 1
+		}
+		grown += mb
+	}
+	escaped("grew %d MiB by faults", grown)
+}
+
+// dontUnmap maps MB MiB (the argument), touches it, then three times moves
+// its pages elsewhere with mremap(MREMAP_DONTUNMAP), which leaves the old
+// region mapped (empty, writable), and touches the old region again: four
+// times MB of memory from one mapping's charge.
+func dontUnmap(a []string) {
+	mb, _ := strconv.Atoi(a[0])
+	n := mb << 20
+	b, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		fmt.Println("mmap:", err)
+		os.Exit(1)
+	}
+	touch := func() {
+		for i := 0; i < n; i += 4096 {
+			b[i] = 1
+		}
+	}
+	touch()
+	held := mb
+	for k := 0; k < 3; k++ {
+		if _, _, e := unix.Syscall6(unix.SYS_MREMAP, uintptr(unsafe.Pointer(&b[0])), uintptr(n), uintptr(n),
+			unix.MREMAP_MAYMOVE|unix.MREMAP_DONTUNMAP, 0, 0); e != 0 {
+			blocked(e)
+			return
+		}
+		touch()
+		held += mb
+	}
+	escaped("holding %d MiB from one mapping of %d", held, mb)
 }
