@@ -191,3 +191,41 @@ func BenchmarkMutex(b *testing.B) {
 		}
 	})
 }
+
+// TestPeakFollowsFastPath: acquisitions that never leave a shard's slack
+// still move Peak, to within about chunk/16 units a shard. (Only the slow
+// path's refills did: a 40 MiB heap grown in pages under a 512 MiB limit
+// was reported as an 8 KiB peak.)
+func TestPeakFollowsFastPath(t *testing.T) {
+	const limit, page, pages = 512 << 20, 4096, 10240
+	l := New(limit, 2, 0)
+	for i := 0; i < pages; i++ {
+		if !l.TryAcquire(i%2, page) {
+			t.Fatalf("acquire %d refused", i)
+		}
+	}
+	for i := 0; i < pages; i++ {
+		l.Release(i%2, page)
+	}
+	if got, slop := l.Peak(), int64(2*(limit/8)/16); got < pages*page-slop || got > pages*page {
+		t.Fatalf("peak %d after %d bytes held, want within %d below", got, pages*page, slop)
+	}
+	if l.InUse() != 0 {
+		t.Fatalf("in use %d after releasing everything", l.InUse())
+	}
+}
+
+// TestShardsInTurnStayFast: two shards acquiring in turn, with plenty
+// free, take the slow path once each. (Each slow path gathered every
+// shard's slack, so each emptied the other: 1000 slow paths in 1000.)
+func TestShardsInTurnStayFast(t *testing.T) {
+	l := New(1<<20, 2, 0)
+	for i := 0; i < 1000; i++ {
+		if !l.TryAcquire(i%2, 1) {
+			t.Fatalf("acquire %d refused", i)
+		}
+	}
+	if n := l.slows.Load(); n > 2 {
+		t.Fatalf("%d slow paths for 1000 acquisitions in turn, want 2", n)
+	}
+}
