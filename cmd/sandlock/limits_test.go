@@ -427,6 +427,13 @@ func TestMemoryRlimits(t *testing.T) {
 	if d := cmp.Diff("81920\n65536\n"+soft+"\nrefused\n", r.stdout); r.code != 0 || d != "" {
 		t.Fatalf("under -m 64M: code %d, stderr %q, stdout (-want +got):\n%s", r.code, r.stderr, d)
 	}
+	// Set before the filters: a policy that denies prlimit64 (which the
+	// limits are set with) still starts, limited. (After them, the child
+	// failed: "in the child, prlimit: operation not permitted".)
+	r = run(t, "", sandboxArgs(t, "-r", "/proc", "-m", "64M", "--extra-deny-syscall", "prlimit64", "--", "grep", "Max data size", "/proc/self/limits")...)
+	if f := strings.Fields(r.stdout); r.code != 0 || len(f) < 5 || f[3] != "83886080" || f[4] != "83886080" {
+		t.Fatalf("with prlimit64 denied: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
 	bare, err := exec.Command("sh", "-c", `ulimit -Hd; ulimit -Hs`).Output()
 	if err != nil {
 		t.Fatal(err)

@@ -545,14 +545,16 @@ func childConfine(c *child) (int, syscall.Errno) {
 			return stepLandlock, err
 		}
 	}
-	if c.nfilters > 0 && !c.armed {
-		if step, err := childFilters(c); err != 0 {
-			return step, err
-		}
-	}
+	// Before the filters, which may deny prlimit (--extra-deny-syscall);
+	// an armed child has them already, but is armed only when none does.
 	if c.nrlimits > 0 {
 		if err = childRlimits(c); err != 0 {
 			return stepRlimit, err
+		}
+	}
+	if c.nfilters > 0 && !c.armed {
+		if step, err := childFilters(c); err != 0 {
+			return step, err
 		}
 	}
 	// Last: the listener and the hostname's descriptor count against it.
