@@ -47,8 +47,8 @@ const (
 	// mprotect and pkey_mprotect adding PROT_WRITE, shmget. Read-only,
 	// PROT_NONE and shared file mappings, and brk(0) queries, are allowed in
 	// the filter; mmap with MAP_GROWSDOWN (memory made by page faults) is
-	// refused with EPERM. Also sysinfo, so that the memory a program sees is the
-	// sandbox's limit.
+	// refused with EPERM. Also sysinfo, so that the memory a program sees is
+	// the sandbox's limit.
 	NotifyMemory
 	// NotifyHostname: uname, and the open calls, so that the sandbox's name
 	// is the hostname seen inside.
