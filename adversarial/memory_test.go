@@ -2,12 +2,16 @@ package adversarial_test
 
 import (
 	"bytes"
+	"fmt"
 	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/sandlock/sandlock/internal/testbin"
+	"github.com/sandlock/sandlock/internal/testenv"
 )
 
 // memoryEscapes are attempts to hold more writable memory than -m allows
@@ -32,6 +36,13 @@ var memoryEscapes = []struct {
 // says: the case proves something) and under its limit.
 func TestMemoryEscapes(t *testing.T) {
 	requireKernel(t)
+	// The MAP_GROWSDOWN control grows each region to 40 MiB, under the
+	// hard RLIMIT_STACK it inherits.
+	var stack unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_STACK, &stack); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Require(t, stack.Max >= 64<<20, fmt.Sprintf("hard RLIMIT_STACK %d is below the 64 MiB the MAP_GROWSDOWN control needs", stack.Max))
 	att := attacker(t)
 	for _, c := range memoryEscapes {
 		t.Run(c.name, func(t *testing.T) {
