@@ -489,9 +489,8 @@ func (sb *Sandbox) startConfined(arch *bpfprog.Arch, rs *confine.Ruleset, path s
 	// The supervisor is made while the command's dynamic loader is at
 	// work: a notified syscall it makes meanwhile waits for it. Its
 	// listener was made by an armed child in sandlock's descriptor table,
-	// or sent over the socket before the exec; the kernel is asked to wake
-	// whoever waits on it on the replying CPU (SYNC_WAKE_UP, 6.6+; without
-	// it each notification costs a cross-CPU wake-up).
+	// or sent over the socket before the exec. (Start asks the kernel for
+	// SYNC_WAKE_UP on it.)
 	var listener int
 	if armed {
 		listener = handed.Listener()
@@ -500,7 +499,6 @@ func (sb *Sandbox) startConfined(arch *bpfprog.Arch, rs *confine.Ruleset, path s
 	}
 	var sup *supervisor.Supervisor
 	if err == nil {
-		sys.NotifSetFlags(listener, sys.UserNotifFdSyncWakeUp)
 		sup, err = sb.newSupervisor(arch)
 	}
 	if err == nil {

@@ -160,7 +160,9 @@ type Supervisor struct {
 	// stopFD is an eventfd Stop makes readable: it ends the wait of the
 	// worker that waits holding its P (wait), whose thread is not locked,
 	// so not known to Stop. -1 in ring mode.
-	stopFD     int
+	stopFD int
+	// syncWake: the listener has SYNC_WAKE_UP (set by Start; see send).
+	syncWake   bool
 	stopResync chan struct{}
 	stopWatch  chan struct{}
 
@@ -169,7 +171,6 @@ type Supervisor struct {
 
 	firstForkDone atomic.Bool
 	rootPid       atomic.Int32 // the first process (RegisterRoot), in roots
-	wake          wakePolicy
 	firstForkMu   sync.Mutex
 	firstForkErr  error
 
@@ -378,8 +379,12 @@ func (s *Supervisor) armPending() {
 
 // Start begins serving listener, the seccomp user-notification fd (the
 // supervisor owns it from now on). The sandbox's first process, which the
-// listener's filter confines, comes from RegisterRoot.
+// listener's filter confines, comes from RegisterRoot. The kernel is asked
+// to wake the supervisor and the answered tasks on the waker's CPU
+// (SYNC_WAKE_UP, 6.6+; without it each notification costs a cross-CPU
+// wake-up each way; see send).
 func (s *Supervisor) Start(listener int) error {
+	s.syncWake = setFlags(listener, sys.UserNotifFdSyncWakeUp) == nil
 	if s.cfg.UseRing {
 		s.listener = listener
 		s.listening.Store(true)
@@ -497,6 +502,7 @@ type worker struct {
 	n     sys.SeccompNotif
 	resp  sys.SeccompNotifResp
 	sent  bool
+	slept bool         // the wait for w.n slept: its notification woke the worker
 	tid   atomic.Int32 // its thread while it serves the listener, else 0
 	busy  atomic.Int64 // nanotime when its current notification arrived, 0 when none
 	raw   bool         // it holds holdingP (see wait)
@@ -584,7 +590,11 @@ func (w *worker) run() {
 	for !s.stopping.Load() {
 		w.n = sys.SeccompNotif{}
 		s.idle.Add(1)
+		t0 := nanotime()
 		polled, ok := w.wait()
+		// A blocking RECV (not polled) may have slept or not: answered
+		// synchronously, as every answer was before send's distinction.
+		w.slept = !polled || nanotime()-t0 > sleptNs
 		if !ok {
 			s.idle.Add(-1)
 			// A signal ended the wait: the runtime's preemption signal
@@ -725,7 +735,9 @@ func (s *Supervisor) onRing(c ring.CQE) {
 	}
 	if c.Res&unix.POLLIN != 0 {
 		// Drain every pending notification; the listener reports POLLIN
-		// while any is queued.
+		// while any is queued. Answered as they come, synchronously (send):
+		// the ring's completions say nothing of where the task waits.
+		w.slept = true
 		for {
 			var pfd = [1]unix.PollFd{{Fd: int32(s.listener), Events: unix.POLLIN}}
 			w.n = sys.SeccompNotif{}
@@ -784,7 +796,6 @@ func (w *worker) handle() {
 		w.settle(p, tid)
 		h(w, p)
 	}
-	s.wake.observe(s.listener, int32(w.n.Pid))
 	if w.stats != nil {
 		// Up to the reply, not after it: the reply wakes the process,
 		// which often preempts this thread inside the ioctl, and that wait
@@ -793,7 +804,7 @@ func (w *worker) handle() {
 	}
 	if !w.sent {
 		// ENOENT: the task died or was interrupted meanwhile; nothing to do.
-		sys.NotifSend(s.listener, &w.resp)
+		w.send()
 	}
 }
 
