@@ -496,16 +496,17 @@ func closeIf(fd *atomic.Int32) {
 // worker is one receiving goroutine's state: the notification and reply
 // buffers and scratch space, reused for every request.
 type worker struct {
-	s     *Supervisor
-	id    int
-	shard int
-	n     sys.SeccompNotif
-	resp  sys.SeccompNotifResp
-	sent  bool
-	slept bool         // the wait for w.n slept: its notification woke the worker
-	tid   atomic.Int32 // its thread while it serves the listener, else 0
-	busy  atomic.Int64 // nanotime when its current notification arrived, 0 when none
-	raw   bool         // it holds holdingP (see wait)
+	s       *Supervisor
+	id      int
+	shard   int
+	n       sys.SeccompNotif
+	resp    sys.SeccompNotifResp
+	sent    bool
+	slept   bool         // the wait for w.n slept: its notification woke the worker
+	lastTid int32        // the task of the previous answer (send)
+	tid     atomic.Int32 // its thread while it serves the listener, else 0
+	busy    atomic.Int64 // nanotime when its current notification arrived, 0 when none
+	raw     bool         // it holds holdingP (see wait)
 	// locked: its goroutine is locked to its thread, whose id is in tid
 	// (lock). The worker that waits holding its P is not: Stop wakes
 	// it through stopFD, and locking a thread for it made the runtime
