@@ -593,9 +593,6 @@ func (w *worker) run() {
 		s.idle.Add(1)
 		t0 := nanotime()
 		polled, ok := w.wait()
-		// A blocking RECV (not polled) may have slept or not: answered
-		// synchronously, as every answer was before send's distinction.
-		w.slept = !polled || nanotime()-t0 > sleptNs
 		if !ok {
 			s.idle.Add(-1)
 			// A signal ended the wait: the runtime's preemption signal
@@ -629,7 +626,12 @@ func (w *worker) run() {
 			}
 			break
 		}
-		w.busy.Store(nanotime())
+		now := nanotime()
+		w.busy.Store(now)
+		// Whether the wait slept (send): the notification woke the worker.
+		// A blocking RECV (not polled) may have slept or not: answered
+		// synchronously, as every answer was before send's distinction.
+		w.slept = !polled || now-t0 > sleptNs
 		w.handle()
 		w.busy.Store(0)
 		// One receiver at a time is fastest: with two, the kernel hands

@@ -41,9 +41,9 @@ import (
 //
 // SANDLOCK_SYNC_WAKE=always answers every notification synchronously.
 
-// sleptNs is how long a wait must take for the worker to count as woken by
-// its notification (it slept); a notification already queued is found in
-// well under a microsecond.
+// sleptNs is how long a wait and its RECV must take for the worker to
+// count as woken by its notification (it slept); a notification already
+// queued is found and received in about a microsecond.
 const sleptNs = 3000
 
 var syncEveryAnswer = os.Getenv("SANDLOCK_SYNC_WAKE") == "always"
