@@ -972,10 +972,7 @@ const imageMargin = 16 << 20
 // where they are above them; descendants inherit both and cannot raise
 // them (`ulimit -s unlimited` fails).
 func memoryRlimits(limit uint64) []spawn.Rlimit {
-	data := limit + imageMargin
-	if data < limit {
-		data = unix.RLIM_INFINITY
-	}
+	data := limit + imageMargin // limit is a positive int64: no overflow
 	var out []spawn.Rlimit
 	for _, r := range []struct {
 		res int

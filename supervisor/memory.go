@@ -266,7 +266,7 @@ func (w *worker) brk(p *proc) {
 		// old top, a heap shrunk before a resync (which lowered the
 		// charge) and grown back after it was never charged again —
 		// 40 MiB held twice under -m 64M (TestMemoryLimitBrkRegrow).
-		if want >= uint64(start) && want < top {
+		if want >= uint64(start) {
 			p.brk.Store(want)
 		}
 		return

@@ -28,16 +28,12 @@ import (
 // harness's memory churn 1.42x bare against 1.21x).
 //
 // This replaced a policy that cleared the flag for every notification
-// while two tasks' notifications alternated. Interleaved runs, that policy
-// against this (2026-12-06): one shell loop of 1000 under -m 512M -P 64
-// 339 ms against 328 (bare 303, 20 runs), two loops of 500 212 against 205
-// (bare 154, 15 runs; the default policy 191 against 186), make -j2 of 200
-// C files under -m 3.99/3.69 s against 3.85/3.57 (bare 3.30/3.48, 6 and 8
-// runs), xargs -P 2 over 2000 processes unchanged (639 and 723 ms against
-// 639 and 730). With the same-task rule, against the policy: one loop 327
-// against 329 (bare 295), two loops 191 against 201 (bare 154), make -j2
-// 3.30 s against 3.37 (bare 3.17), a notified mmap in a loop 475 ms
-// against 477, memory churn 756 against 752.
+// while two tasks' notifications alternated. Interleaved runs against it
+// (2026-12-06, under -m 512M -P 64): one shell loop of 1000 327 ms against
+// 329 (bare 295), two loops of 500 191 against 201 (bare 154), make -j2 of
+// 200 C files 3.30 s against 3.37 (bare 3.17), a notified mmap in a loop
+// 475 ms against 477, memory churn 756 against 752; xargs -P 2 over 2000
+// processes unchanged.
 //
 // SANDLOCK_SYNC_WAKE=always answers every notification synchronously.
 
