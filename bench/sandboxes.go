@@ -60,6 +60,12 @@ func sandboxes(cfg *config, tools map[string]string) []*sandbox {
 		wrap: func(_ *workload, _ *env, argv []string) []string { return append([]string{tools["gofloor"]}, argv...) }})
 	add(&sandbox{Name: "refsup", Bin: tools["refsup"], Only: []string{"notify"},
 		wrap: func(_ *workload, _ *env, argv []string) []string { return append([]string{tools["refsup"]}, argv...) }})
+	// The floor of the fork-heavy workloads with limits: sandlock -m -P's
+	// own filter, every notification answered CONTINUE by refsup.
+	add(&sandbox{Name: "refsup-limits", Bin: tools["refsup"], Only: []string{"spawn-loop", "spawn-loop-x2", "xargs"},
+		wrap: func(_ *workload, _ *env, argv []string) []string {
+			return append([]string{tools["refsup"], "-notify", "limits"}, argv...)
+		}})
 
 	ours := func(name, bin string, limits bool, missing string) *sandbox {
 		return &sandbox{Name: name, Bin: bin, Missing: missing, Ours: strings.HasPrefix(name, "sandlock") && !strings.Contains(name, "rust"),

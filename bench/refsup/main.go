@@ -1,8 +1,14 @@
-// Command refsup is the minimal reference supervisor of the notification
-// benchmark: a filter that sends mmap to user space and allows everything
-// else, and one goroutine blocking in SECCOMP_IOCTL_NOTIF_RECV (with
+// Command refsup is the minimal reference supervisor of the benchmarks: a
+// filter, and one goroutine blocking in SECCOMP_IOCTL_NOTIF_RECV (with
 // SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP) that answers every notification with
-// CONTINUE. sandlock's round trip is measured against it in the same run.
+// CONTINUE. sandlock is measured against it in the same run.
+//
+// By default the filter sends mmap to user space and allows everything else
+// (the notification benchmark: one round trip). With -notify limits it is
+// the very filter `sandlock run -m ... -P ...` installs (bpfprog.Filters with
+// the process, signal and memory notifications): the same calls notified,
+// answered by the smallest supervisor — the floor of the fork-heavy
+// workloads for any supervisor that must see those calls.
 //
 // The command installs the filter itself, between its fork and its exec
 // (internal/spawn), and hands the listener over: refsup's own threads stay
@@ -11,10 +17,11 @@
 // supervisor goroutine that could not be scheduled, and a benchmark run
 // hung.)
 //
-//	refsup CMD [ARGS...]
+//	refsup [-notify mmap|limits] CMD [ARGS...]
 package main
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -33,31 +40,34 @@ func init() {
 }
 
 func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: refsup CMD [ARGS...]")
+	notify := flag.String("notify", "mmap", "what the filter notifies: mmap, or limits (sandlock -m -P's filter)")
+	flag.Usage = func() {
+		fmt.Fprintln(os.Stderr, "usage: refsup [-notify mmap|limits] CMD [ARGS...]")
 		os.Exit(2)
+	}
+	flag.Parse()
+	args := flag.Args()
+	if len(args) < 1 {
+		flag.Usage()
 	}
 	arch, err := bpfprog.Native()
 	if err != nil {
 		fail(err)
 	}
-	mmapNr, _ := arch.Nr("mmap")
-	filter := []unix.SockFilter{
-		{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: bpfprog.OffNr},
-		{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, K: uint32(mmapNr), Jt: 0, Jf: 1},
-		{Code: unix.BPF_RET | unix.BPF_K, K: uint32(bpfprog.ActNotify)},
-		{Code: unix.BPF_RET | unix.BPF_K, K: uint32(bpfprog.ActAllow)},
+	filters, err := filtersFor(arch, *notify)
+	if err != nil {
+		fail(err)
 	}
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		fail(err)
 	}
-	path, err := exec.LookPath(os.Args[1])
+	path, err := exec.LookPath(args[0])
 	if err != nil {
 		fail(err)
 	}
-	ch, err := spawn.Prepare(path, os.Args[1:], os.Environ(), &spawn.Attr{Files: []int{0, 1, 2}, LandlockFD: -1,
-		Pdeathsig: syscall.SIGKILL, NoNewPrivs: true, Filters: [][]unix.SockFilter{filter}, SendListener: true, ListenerSock: pair[1]})
+	ch, err := spawn.Prepare(path, args, os.Environ(), &spawn.Attr{Files: []int{0, 1, 2}, LandlockFD: -1,
+		Pdeathsig: syscall.SIGKILL, NoNewPrivs: true, Filters: filters, SendListener: true, ListenerSock: pair[1]})
 	if err != nil {
 		fail(err)
 	}
@@ -81,6 +91,29 @@ func main() {
 	var ws syscall.WaitStatus
 	syscall.Wait4(pid, &ws, 0, nil)
 	os.Exit(ws.ExitStatus())
+}
+
+// filtersFor returns the filters of a -notify value.
+func filtersFor(arch *bpfprog.Arch, notify string) ([][]unix.SockFilter, error) {
+	switch notify {
+	case "mmap":
+		mmapNr, _ := arch.Nr("mmap")
+		return [][]unix.SockFilter{{
+			{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: bpfprog.OffNr},
+			{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, K: uint32(mmapNr), Jt: 0, Jf: 1},
+			{Code: unix.BPF_RET | unix.BPF_K, K: uint32(bpfprog.ActNotify)},
+			{Code: unix.BPF_RET | unix.BPF_K, K: uint32(bpfprog.ActAllow)},
+		}}, nil
+	case "limits":
+		// What sandbox.filterOptions gives `sandlock run -m M -P N` when
+		// the hostname's namespaces can be made (as root here).
+		f, err := bpfprog.Filters(arch, bpfprog.Options{Notify: bpfprog.NotifyProcesses | bpfprog.NotifySignals | bpfprog.NotifyMemory})
+		if err != nil {
+			return nil, fmt.Errorf("-notify limits: %w", err)
+		}
+		return f, nil
+	}
+	return nil, fmt.Errorf("-notify: %s: not mmap or limits", notify)
 }
 
 func serve(l int) {
