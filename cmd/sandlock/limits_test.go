@@ -449,3 +449,32 @@ func capped(t *testing.T, res int, max uint64) unix.Rlimit {
 	}
 	return unix.Rlimit{Cur: min(l.Cur, max), Max: min(l.Max, max)}
 }
+
+// TestMaxOpenFiles checks --max-open-files inside: the limit the command
+// sees, and a descriptor at the limit refused, with and without a policy
+// that denies prlimit64 and setrlimit (with prlimit64 denied, the child
+// failed to start: "in the child, prlimit(RLIMIT_NOFILE): operation not
+// permitted", exit 125).
+func TestMaxOpenFiles(t *testing.T) {
+	requireSandbox(t)
+	script := `grep "Max open files" /proc/self/limits | tr -s ' '; ` +
+		`(exec 4</dev/null) && echo 4 opened; (exec 6</dev/null) 2>/dev/null && echo 6 opened || echo 6 refused`
+	const want = "Max open files 6 6 files \n4 opened\n6 refused\n"
+	for _, tc := range []struct {
+		name  string
+		extra []string
+	}{
+		{"plain", nil},
+		{"prlimit64 denied", []string{"--extra-deny-syscall", "prlimit64"}},
+		{"setrlimit denied", []string{"--extra-deny-syscall", "setrlimit"}},
+		{"prlimit64 denied, -m", []string{"--extra-deny-syscall", "prlimit64", "-m", "64M"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"-r", "/proc", "-r", "/dev/null", "--max-open-files", "6"}, tc.extra...)
+			r := run(t, "", sandboxArgs(t, append(append(args, "--", "sh", "-c"), script)...)...)
+			if d := cmp.Diff(want, r.stdout); r.code != 0 || d != "" {
+				t.Fatalf("code %d, stderr %q, stdout (-want +got):\n%s", r.code, r.stderr, d)
+			}
+		})
+	}
+}

@@ -433,6 +433,9 @@ func earlyArmed(e *earlyChild) {
 		}
 	}
 	fd, er := a.install(c.hostNS, a.listen)
+	if er == 0 {
+		er = a.installRest()
+	}
 	if er != 0 {
 		a.step, a.err = stepSeccomp, er
 		return

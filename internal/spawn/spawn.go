@@ -557,10 +557,18 @@ func childConfine(c *child) (int, syscall.Errno) {
 			return step, err
 		}
 	}
-	// Last: the listener and the hostname's descriptor count against it.
+	// After the first filter, whose listener (like the hostname's
+	// descriptor) counts against it, and before the others: a deny filter
+	// (--extra-deny-syscall prlimit64) would refuse it. An armed child has
+	// its filters already, and is armed only when there is no deny filter.
 	if c.nofile != nil {
 		if _, _, err = syscall.RawSyscall6(unix.SYS_PRLIMIT64, 0, unix.RLIMIT_NOFILE, uintptr(unsafe.Pointer(c.nofile)), 0, 0, 0); err != 0 {
 			return stepNoFile, err
+		}
+	}
+	if c.nfilters > 1 && !c.armed {
+		if err = c.installRest(); err != 0 {
+			return stepSeccomp, err
 		}
 	}
 	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&c.oldMask)), 0, 8, 0, 0)
@@ -690,8 +698,8 @@ func childDropBounding() syscall.Errno {
 	return 0
 }
 
-// childFilters installs the child's seccomp filters and sends the first
-// one's listener to the parent.
+// childFilters installs the child's first seccomp filter and sends its
+// listener to the parent (installRest installs the others).
 //
 //go:nosplit
 //go:norace
@@ -755,8 +763,9 @@ func (f *filterSet) sethostname() syscall.Errno {
 	return e
 }
 
-// install installs the filters — the fallback first when f has a hostname
-// but the namespaces (hostNS) failed. With listen, the first gets a
+// install installs the first filter — the fallback when f has a hostname
+// but the namespaces (hostNS) failed; installRest installs the others.
+// With listen, the first gets a
 // user-notification listener (WAIT_KILLABLE_RECV where the kernel has it,
 // 5.19+), whose descriptor it returns.
 //
@@ -779,12 +788,20 @@ func (f *filterSet) install(hostNS, listen bool) (uintptr, syscall.Errno) {
 	if e != 0 {
 		return 0, e
 	}
+	return fd, 0
+}
+
+// installRest installs the filters after the first.
+//
+//go:nosplit
+//go:norace
+func (f *filterSet) installRest() syscall.Errno {
 	for i := 1; i < f.nfilters && i < len(f.filters); i++ {
-		if _, _, e = syscall.RawSyscall(unix.SYS_SECCOMP, sys.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&f.filters[i]))); e != 0 {
-			return 0, e
+		if _, _, e := syscall.RawSyscall(unix.SYS_SECCOMP, sys.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&f.filters[i]))); e != 0 {
+			return e
 		}
 	}
-	return fd, 0
+	return 0
 }
 
 // rawVforkSyscall is syscall's own (asm_linux_*.s): a clone with CLONE_VM
