@@ -566,7 +566,7 @@ func childConfine(c *child) (int, syscall.Errno) {
 			return stepNoFile, err
 		}
 	}
-	if c.nfilters > 1 && !c.armed {
+	if !c.armed {
 		if err = c.installRest(); err != 0 {
 			return stepSeccomp, err
 		}
@@ -765,9 +765,8 @@ func (f *filterSet) sethostname() syscall.Errno {
 
 // install installs the first filter — the fallback when f has a hostname
 // but the namespaces (hostNS) failed; installRest installs the others.
-// With listen, the first gets a
-// user-notification listener (WAIT_KILLABLE_RECV where the kernel has it,
-// 5.19+), whose descriptor it returns.
+// With listen, it gets a user-notification listener (WAIT_KILLABLE_RECV
+// where the kernel has it, 5.19+), whose descriptor it returns.
 //
 //go:nosplit
 //go:norace
